@@ -1,0 +1,102 @@
+"""Shared defaults of every siam-jax config (not run on its own).
+
+Configs import this module, call ``get_config()`` and override a few fields (flax imagenet style).
+Every field lives here, so a misspelled override (``--config.modle.x=1``) fails on the locked
+config instead of being silently ignored.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    # ---------------------------------------------------------------- model
+    config.model = m = ml_collections.ConfigDict()
+    m.input_size = 512  # square network input, pixels
+    m.clip_len = 1  # t: 1 = frame setting, >1 = video setting
+    m.max_instances = 16  # k: instance slots per frame (static shapes)
+    m.token_dim = 256  # d
+    m.fov_degrees = 60.0  # default camera: f = (input_size / 2) / tan(fov / 2)
+    m.backbone = ml_collections.ConfigDict()
+    m.backbone.width = 32  # HRNet-W32 | W48 | W18; small widths for tests
+    m.backbone.num_modules = (1, 1, 4, 3)  # modules in stages 1-4 (standard HRNet)
+    m.backbone.num_blocks = 4  # residual blocks per branch
+    m.backbone.pretrained = ""  # path to PyTorch (timm) HRNet weights, "" = none
+    m.center = ml_collections.ConfigDict()
+    m.center.threshold = 0.25  # score threshold for `valid` at inference
+    m.center.hidden = 128
+    m.sia = ml_collections.ConfigDict()
+    m.sia.enabled = True
+    m.sia.mode = "synchronous"  # synchronous | factorized | spatial
+    m.sia.num_layers = 2
+    m.sia.num_heads = 8
+    m.sia.mlp_ratio = 4.0
+    m.sia.scene_cross_attention = True
+    m.sia.dropout = 0.0
+    m.fd = ml_collections.ConfigDict()
+    m.fd.enabled = True
+    m.fd.hidden = 256
+    m.regressor = ml_collections.ConfigDict()
+    m.regressor.num_iterations = 3
+    m.regressor.hidden = 1024
+    m.regressor.mean_params_path = ""  # SPIN-style smpl_mean_params.npz, "" = built-in rest pose
+    m.body_model = ml_collections.ConfigDict()
+    m.body_model.path = ""  # SMPL .pkl/.npz file or folder; "" = procedural model
+    m.body_model.gender = "neutral"
+    m.body_model.procedural_seed = 0
+    m.body_model.h36m_regressor_path = ""  # J_regressor_h36m.npy; "" = the model's own
+    m.compute_dtype = "float32"  # float32 | bfloat16 (parameters stay float32)
+
+    # ---------------------------------------------------------------- data
+    config.data = d = ml_collections.ConfigDict()
+    d.data_dir = "data/tensorflow_datasets"
+    d.manual_dir = "data/manual"
+    d.train = [("siam_synthetic", 1.0)]  # (tfds name[:config][/split], weight) mixture
+    d.train_split = "train"
+    d.eval_dataset = "siam_synthetic"
+    d.eval_split = "validation"
+    d.num_eval_examples = 64
+    d.synthetic = ml_collections.ConfigDict()
+    d.synthetic.num_train = 2000
+    d.synthetic.num_validation = 200
+    d.synthetic.image_size = 512
+    d.synthetic.max_people = 5
+    d.synthetic.clip_len = 8
+    d.synthetic.seed = 0
+    d.augment = ml_collections.ConfigDict()
+    d.augment.enabled = True
+    d.augment.scale = (0.8, 1.2)
+    d.augment.rotation_degrees = 15.0
+    d.augment.flip_prob = 0.5
+    d.augment.color_jitter = 0.2
+    d.heatmap_sigma_min = 1.0  # Gaussian centre targets, feature cells
+    d.num_workers = 0  # Grain worker processes (0 = in-process)
+
+    # ---------------------------------------------------------------- training
+    config.total_steps = 100_000
+    config.batch_size = 32  # global
+    config.log_every_steps = 50
+    config.checkpoint_every_steps = 1000
+    config.keep_checkpoints = 3
+    config.eval_every_steps = 5000
+    config.optimizer = o = ml_collections.ConfigDict()
+    o.learning_rate = 1e-4
+    o.warmup_steps = 1000
+    o.weight_decay = 1e-4
+    o.grad_clip_norm = 1.0
+    o.end_learning_rate_factor = 0.01
+    config.init_checkpoint = ""  # siam-jax checkpoint dir to start from (after own resume)
+    config.loss = w = ml_collections.ConfigDict()
+    w.center = 1.0
+    w.pose = 1.0
+    w.betas = 0.1
+    w.keypoints_3d = 5.0
+    w.keypoints_2d = 1.0
+    w.vertices = 1.0
+    w.decorrelation = 0.1
+    w.betas_prior = 0.001
+    config.profile = ml_collections.ConfigDict()
+    config.profile.steps = ()  # e.g. (10, 11, 12): traced into WORKDIR/profile
+    return config
