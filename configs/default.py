@@ -65,14 +65,23 @@ def get_config() -> ml_collections.ConfigDict:
     d.synthetic.max_people = 5
     d.synthetic.clip_len = 8
     d.synthetic.seed = 0
+    # Real-dataset builders (agora, pw3d, cmu_panoptic; docs/datasets.md): folder holding
+    # SMPL_NEUTRAL / SMPL_MALE / SMPL_FEMALE .npz|.pkl; "" = <manual_dir>/body_models.
+    d.real = ml_collections.ConfigDict()
+    d.real.body_model_dir = ""
+    d.real.agora_config = "1280x720"  # tfds config: 1280x720 | 3840x2160
+    d.real.pw3d_config = "full"  # full | pw3d_occ
     d.augment = ml_collections.ConfigDict()
     d.augment.enabled = True
     d.augment.scale = (0.8, 1.2)
     d.augment.rotation_degrees = 15.0
     d.augment.flip_prob = 0.5
     d.augment.color_jitter = 0.2
+    d.augment.translate = 0.1  # max shift of the image centre, fraction of input_size
     d.heatmap_sigma_min = 1.0  # Gaussian centre targets, feature cells
     d.num_workers = 0  # Grain worker processes (0 = in-process)
+    d.read_threads = 4  # Grain threads reading/augmenting examples in each process
+    d.prefetch_batches = 2  # examples buffered ahead, in batches
 
     # ---------------------------------------------------------------- training
     config.total_steps = 100_000
@@ -99,4 +108,7 @@ def get_config() -> ml_collections.ConfigDict:
     w.betas_prior = 0.001
     config.profile = ml_collections.ConfigDict()
     config.profile.steps = ()  # e.g. (10, 11, 12): traced into WORKDIR/profile
+    config.quickstart = False  # build siam_synthetic if absent; report vs mean-pose baseline
+    config.debug = ml_collections.ConfigDict()
+    config.debug.nan_at_step = -1  # >0: force a NaN loss at that step (guard-rail drills, tests)
     return config

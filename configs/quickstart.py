@@ -1,0 +1,53 @@
+"""Quickstart: a small SIAM trained on the synthetic dataset on a laptop-class CPU, then evaluated.
+
+    make quickstart
+    # = python train.py --config configs/quickstart.py --workdir workdirs/quickstart
+
+Builds ``siam_synthetic`` (1000 train / 100 validation frames at 128 px) into
+``data/tensorflow_datasets`` if absent, trains a width-8 HRNet SIAM at 128x128 input, evaluates on
+the validation split and prints the validation MPJPE next to the mean-pose baseline (the
+regressor's starting parameters at the GT translation); both go to
+``workdirs/quickstart/quickstart.json``. Budget: at most 15 minutes in all on a 2-core CPU;
+see docs/training.md for the measured time and numbers.
+"""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.quickstart = True
+
+    m = config.model
+    m.input_size = 128  # 16x16 feature cells at stride 8
+    m.clip_len = 1
+    m.max_instances = 4
+    m.token_dim = 64
+    m.backbone.width = 8
+    m.backbone.num_modules = (1, 1, 1, 1)
+    m.backbone.num_blocks = 1
+    m.center.hidden = 32
+    m.sia.num_layers = 1
+    m.sia.num_heads = 4
+    m.sia.mlp_ratio = 2.0
+    m.fd.hidden = 64
+    m.regressor.hidden = 256
+
+    d = config.data
+    d.synthetic.num_train = 1000
+    d.synthetic.num_validation = 100
+    d.synthetic.image_size = 128
+    d.synthetic.max_people = 3
+    d.num_eval_examples = 100
+    d.read_threads = 2
+
+    config.batch_size = 16
+    config.total_steps = 600
+    config.log_every_steps = 25
+    config.checkpoint_every_steps = 200
+    config.eval_every_steps = 300
+    config.keep_checkpoints = 2
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.warmup_steps = 50
+    config.optimizer.weight_decay = 1e-4
+    return config

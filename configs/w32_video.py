@@ -1,0 +1,39 @@
+"""HRNet-W32, video setting (clip_len 8): SIAM of the poster, Table 1 "Video" rows.
+
+Run (the full model, Base+SIA+FD):
+
+    python train.py --config configs/w32_video.py --workdir runs/w32_video
+
+An ablation row of Table 1 is the config argument (base | sia | fd | full, default full):
+
+    python train.py --config configs/w32_video.py:base --workdir runs/w32_video_base
+
+or ``--config.model.sia.enabled=False --config.model.fd.enabled=False``.
+
+Targets (poster Table 1, 3DPW, mm; MPJPE / PA-MPJPE / PVE):
+      Base      70.9   47.1   87.3
+      +SIA      66.8   43.3   83.0
+      +FD       68.5   45.1   84.7
+      +SIA+FD   59.2   35.1   75.9
+The full model also aims at CMU-Panoptic MPJPE avg 82.7 mm (Table 2);
+AGORA F1 0.95, MPJPE 55.5, MVE 64.3, NMJE 58.4, NMVE 72.9 (Table 3).
+"""
+
+from configs import default
+
+ABLATIONS = {  # Table 1 rows: (sia.enabled, fd.enabled)
+    "base": (False, False),
+    "sia": (True, False),
+    "fd": (False, True),
+    "full": (True, True),
+}
+
+
+def get_config(ablation: str = "full"):
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {sorted(ABLATIONS)}, got {ablation!r}")
+    config = default.get_config()
+    config.model.backbone.width = 32
+    config.model.clip_len = 8
+    config.model.sia.enabled, config.model.fd.enabled = ABLATIONS[ablation]
+    return config

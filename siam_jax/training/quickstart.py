@@ -1,0 +1,126 @@
+"""The quickstart's extras around the normal trainer (``config.quickstart = True``):
+
+1. ``ensure_synthetic_data``: builds ``siam_synthetic`` into ``config.data.data_dir`` when it is not
+   there yet (sizes from ``config.data.synthetic``).
+2. ``report``: after training, the mean-pose baseline on the same validation persons, both
+   numbers printed and written to ``WORKDIR/quickstart.json`` (``val_mpjpe_mm``,
+   ``baseline_mpjpe_mm``).
+
+The baseline is the regressor's starting point: the mean SMPL parameters (pose, betas) of
+``config.model.regressor.mean_params_path`` (built-in rest posture when empty), placed at each GT
+person's translation. Both errors are pelvis-aligned MPJPE over the 24 SMPL joints, so the
+translation cancels and the comparison measures what training learnt about pose and shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from siam_jax.training import losses as losses_lib
+
+REQUIRED_IMPROVEMENT = 0.25  # the quickstart must beat the baseline by at least 25%
+
+
+def _synthetic_names(config) -> list[str]:
+    from siam_jax.data import mixture
+
+    specs = [e[0] for e in config.data.train] + [config.data.eval_dataset]
+    names = []
+    for spec in specs:
+        s = mixture.DatasetSpec.parse(spec, "train")
+        if s.name.split("/")[0] == "siam_synthetic" and s.name not in names:
+            names.append(s.name)
+    return names
+
+
+def ensure_synthetic_data(config) -> None:
+    """Builds the synthetic dataset(s) the config reads when they are absent (process 0 builds,
+    the others wait at a barrier)."""
+    from siam_jax.data import builders
+
+    for name in _synthetic_names(config):
+        if jax.process_index() == 0:
+            t0 = time.perf_counter()
+            built = builders.ensure_synthetic(config, name=name)
+            if built:
+                print(
+                    f"built {name} into {config.data.data_dir} "
+                    f"in {time.perf_counter() - t0:.0f} s",
+                    flush=True,
+                )
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("siam_synthetic built")
+
+
+def mean_pose_joints(config, body_model) -> np.ndarray:
+    """Pelvis-aligned 24 joints [24 3] of the regressor's mean parameters."""
+    from siam_jax.body import rotations
+    from siam_jax.models.mean_params import NUM_JOINTS, get_mean_params
+
+    mean = get_mean_params(config.model.regressor.mean_params_path)
+    rot = rotations.rot6d_to_matrix(jnp.asarray(mean["pose"]).reshape(NUM_JOINTS, 6))
+    out = body_model(
+        betas=jnp.asarray(mean["shape"]),
+        body_pose=rot[1:],
+        global_orient=rot[:1],
+        transl=None,
+    )
+    j = np.asarray(out.joints[..., :NUM_JOINTS, :], np.float64)
+    return j - j[losses_lib.PELVIS]
+
+
+def mean_pose_baseline(config, body_model, batches) -> tuple[float, int]:
+    """(MPJPE in mm of the mean pose vs every evaluable GT person, number of persons)."""
+    mean = mean_pose_joints(config, body_model)
+    total, count = 0.0, 0
+    for batch in batches:
+        mask = np.asarray(batch["person_valid"], bool) & np.asarray(batch["has_3d"], bool)
+        mask &= np.asarray(batch["batch_valid"], bool)[:, None, None]
+        gt = np.asarray(batch["joints_3d"], np.float64)[mask]  # [n 24 3]
+        gt = gt - gt[:, losses_lib.PELVIS : losses_lib.PELVIS + 1]
+        total += float(np.sum(np.linalg.norm(gt - mean[None], axis=-1).mean(axis=-1)))
+        count += int(mask.sum())
+    return 1000.0 * total / max(count, 1), count
+
+
+def report(config, workdir: str, body_model, make_eval_iterator, result: dict) -> dict:
+    """Prints validation MPJPE and the baseline; writes ``WORKDIR/quickstart.json``."""
+    host_body = jax.device_get(body_model)
+    baseline, persons = mean_pose_baseline(
+        config, host_body, make_eval_iterator(config, jax.process_index(), jax.process_count())
+    )
+    val = float(result["val_mpjpe_mm"])
+    improvement = 1.0 - val / baseline if baseline > 0 else 0.0
+    summary = {
+        "val_mpjpe_mm": val,
+        "val_pa_mpjpe_mm": float(result["val_pa_mpjpe_mm"]),
+        "val_pve_mm": float(result["val_pve_mm"]),
+        "baseline_mpjpe_mm": baseline,
+        "improvement": improvement,
+        "beats_baseline_by_25_percent": bool(improvement >= REQUIRED_IMPROVEMENT),
+        "val_persons": persons,
+        "steps": int(result["step"]),
+        "wall_seconds": float(result.get("wall_seconds", 0.0)),
+    }
+    if jax.process_index() == 0:
+        path = os.path.join(workdir, "quickstart.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(summary, f, indent=2)
+        os.replace(tmp, path)
+        verdict = "beats" if summary["beats_baseline_by_25_percent"] else "does NOT beat"
+        print(
+            f"quickstart: validation MPJPE {val:.1f} mm vs mean-pose baseline {baseline:.1f} mm "
+            f"({100 * improvement:.0f}% better; {verdict} the 25% bar) over {persons} persons; "
+            f"written to {path}",
+            flush=True,
+        )
+    return summary

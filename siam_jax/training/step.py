@@ -1,0 +1,208 @@
+"""The sharded train and eval steps: one ``jax.jit`` each over a 1-D ``('data',)`` mesh.
+
+The batch is sharded on its leading axis (``P('data')``), the train state is replicated and donated.
+Under ``jax.jit`` with a sharded batch every reduction in the loss (and BatchNorm's batch
+statistics) is over the global batch, so 1 device and N devices compute the same step; XLA inserts
+the all-reduces (this is what ``jax.pmap`` is built on since JAX 0.8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from siam_jax.training import losses as losses_lib
+from siam_jax.training.state import ModelDefs, TrainState, all_finite, tree_l2
+
+# Batch keys the model and the losses read (docs/architecture.md "Batches").
+TRAIN_KEYS = (
+    "image",
+    "intrinsics",
+    "center_heatmap",
+    "center_cells",
+    "person_valid",
+    "betas",
+    "global_orient",
+    "body_pose",
+    "transl",
+    "joints_3d",
+    "joints_2d",
+    "visibility",
+    "has_smpl",
+    "has_3d",
+    "has_2d",
+)
+EVAL_KEYS = (*TRAIN_KEYS, "batch_valid")
+
+
+def make_mesh() -> jax.sharding.Mesh:
+    """All devices of all processes on one ``data`` axis.
+
+    ``Auto`` axis type: the compiler propagates the batch sharding through the model (XLA inserts
+    the collectives); with ``Explicit`` axes every op on a sharded array would need an
+    ``out_sharding``, which model code written for one device does not give.
+    """
+    return jax.make_mesh(
+        (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+    )
+
+
+def data_sharding(mesh) -> NamedSharding:
+    return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def shard_batch(batch: Mapping[str, np.ndarray], mesh, keys) -> dict[str, jax.Array]:
+    """This process's rows of the global batch -> global arrays sharded on ``data``.
+
+    Each process passes its own shard (``config.batch_size / process_count`` rows);
+    ``jax.make_array_from_process_local_data`` assembles the global array without copies.
+    """
+    sharding = data_sharding(mesh)
+    out = {}
+    for k in keys:
+        if k not in batch:
+            raise KeyError(f"batch is missing key {k!r} (has {sorted(batch)})")
+        out[k] = jax.make_array_from_process_local_data(sharding, np.asarray(batch[k]))
+    return out
+
+
+def _cast_floats(tree, dtype):
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
+
+
+def _run_model(graphdef, params, rest, batch, compute_dtype):
+    """Merges the model and runs it with the GT centre cells as tokens (teacher forcing).
+
+    bf16 compute (``config.model.compute_dtype``) is the model's own: its layers compute in that
+    dtype from float32 parameters, so gradients and the optimizer stay float32. Outputs are
+    cast to float32 before the losses.
+    """
+    del compute_dtype
+    # fresh Variables at this trace level (BatchNorm writes its statistics into them)
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    outputs, aux = model(
+        batch["image"],
+        gt_center_cells=batch["center_cells"],
+        gt_valid=batch["person_valid"],
+        intrinsics=batch["intrinsics"],
+        return_aux=True,
+    )
+    _, _, new_rest = nnx.split(model, nnx.Param, ...)
+    return _cast_floats(outputs, jnp.float32), _cast_floats(aux, jnp.float32), new_rest
+
+
+def compute_dtype_of(config) -> jnp.dtype:
+    name = str(config.model.compute_dtype)
+    if name not in ("float32", "bfloat16"):
+        raise ValueError(f"config.model.compute_dtype must be float32 or bfloat16, got {name!r}")
+    return jnp.dtype(name)
+
+
+def make_train_step(config, defs: ModelDefs, tx: optax.GradientTransformation, mesh, schedule):
+    """``train_step(state, batch, body_model) -> (state, metrics)``, jitted and sharded.
+
+    ``metrics`` holds ``loss``, ``loss_<term>`` for each term, ``l2_grads``, ``l2_params``,
+    ``l2_updates``, ``learning_rate`` and ``finite`` (loss and gradients finite). A non-finite step
+    does not change the parameters; the loop stops on it.
+    """
+    weights = dict(config.loss)
+    input_size = int(config.model.input_size)
+    cdtype = compute_dtype_of(config)
+    nan_at_step = int(config.debug.nan_at_step)
+
+    def train_step(state: TrainState, batch, body_model):
+        # ``rest`` goes in as an argument so NNX variables are rebuilt at the grad trace level.
+        def loss_fn(params, rest):
+            outputs, aux, new_rest = _run_model(defs.train, params, rest, batch, cdtype)
+            total, terms = losses_lib.compute_losses(
+                outputs, aux, batch, body_model=body_model, weights=weights, input_size=input_size
+            )
+            # Debug switch for the guard rail: a NaN loss at a chosen step (tests, drills).
+            total = jnp.where(state.step + 1 == nan_at_step, jnp.nan, total)
+            return total, (terms, new_rest)
+
+        (loss, (terms, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.rest
+        )
+        l2_grads = tree_l2(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(l2_grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_rest = jax.tree.map(lambda n, o: n.astype(o.dtype), new_rest, state.rest)
+        # Keep the last finite state when the step is not finite: the loop stops and names it.
+        new_state = TrainState(
+            step=state.step + 1, params=params, rest=new_rest, opt_state=opt_state
+        )
+        new_state = jax.lax.cond(finite, lambda: new_state, lambda: state)
+        metrics = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}
+        metrics.update(
+            l2_grads=l2_grads,
+            l2_params=tree_l2(params),
+            l2_updates=tree_l2(updates),
+            learning_rate=schedule(state.step),
+            finite=finite,
+        )
+        return new_state, metrics
+
+    repl = replicated(mesh)
+    return jax.jit(
+        train_step,
+        in_shardings=(repl, data_sharding(mesh), repl),
+        out_shardings=(repl, repl),
+        donate_argnums=(0,),
+    )
+
+
+def make_eval_step(config, defs: ModelDefs, mesh):
+    """``eval_step(state, batch, body_model) -> per-person errors`` (metres), jitted.
+
+    Slots are matched to GT persons by construction: the GT centre cells are the tokens, as in
+    training, so slot i predicts GT person i. Returns ``mpjpe``, ``pa_mpjpe``, ``pve`` [b t k] and
+    the masks ``mask_3d`` and ``mask_smpl`` [b t k]. Errors are pelvis-aligned on the 24 SMPL
+    joints / all vertices.
+    """
+    from siam_jax import metrics as metrics_lib
+
+    cdtype = compute_dtype_of(config)
+
+    def eval_step(state: TrainState, batch, body_model):
+        outputs, _, _ = _run_model(defs.eval, state.params, state.rest, batch, cdtype)
+        valid = batch["person_valid"] & batch["batch_valid"][:, None, None]
+        pred_j = outputs["pred_keypoints_3d"]
+        gt_j = batch["joints_3d"].astype(jnp.float32)
+        pelvis = losses_lib.PELVIS
+        pred_ja = losses_lib.pelvis_aligned(pred_j, pred_j[..., pelvis, :])
+        gt_ja = losses_lib.pelvis_aligned(gt_j, gt_j[..., pelvis, :])
+        gt_v, gt_pelvis = losses_lib.gt_mesh(batch, body_model)
+        pred_va = losses_lib.pelvis_aligned(outputs["pred_vertices"], pred_j[..., pelvis, :])
+        gt_va = losses_lib.pelvis_aligned(gt_v, gt_pelvis)
+        return {
+            "mpjpe": metrics_lib.mpjpe(pred_ja, gt_ja),
+            "pa_mpjpe": metrics_lib.pa_mpjpe(pred_j, gt_j),
+            "pve": metrics_lib.pve(pred_va, gt_va),
+            "mask_3d": valid & batch["has_3d"],
+            "mask_smpl": valid & batch["has_smpl"],
+        }
+
+    repl = replicated(mesh)
+    return jax.jit(
+        eval_step, in_shardings=(repl, data_sharding(mesh), repl), out_shardings=repl
+    )
+
+
+def params_finite(state: TrainState) -> bool:
+    """Host-side check before a checkpoint is written."""
+    return bool(jax.device_get(all_finite((state.params, state.rest))))

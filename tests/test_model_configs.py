@@ -1,0 +1,73 @@
+"""The four poster configs (W32/W48 x frame/video) at 512x512: abstract init and forward shapes."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from configs import w32_frame, w32_video, w48_frame, w48_video
+from siam_jax.models import OUTPUT_KEYS, build_model
+
+CONFIGS = {
+    "w32_frame": w32_frame,
+    "w32_video": w32_video,
+    "w48_frame": w48_frame,
+    "w48_video": w48_video,
+}
+
+
+def _abstract_forward(cfg, batch=1):
+    """Shapes of build_model(cfg)(images) without allocating or computing anything."""
+    model = nnx.eval_shape(lambda: build_model(cfg, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(model)
+    size, t = cfg.input_size, cfg.clip_len
+    images = jax.ShapeDtypeStruct((batch, t, size, size, 3), jnp.float32)
+
+    def forward(state, images):
+        m = nnx.merge(graphdef, state)
+        m.eval()
+        return m(images, return_aux=True)
+
+    return jax.eval_shape(forward, state, images)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_poster_config_shapes_at_512(name):
+    cfg = CONFIGS[name].get_config().model
+    assert cfg.input_size == 512
+    assert cfg.clip_len == (8 if name.endswith("video") else 1)
+    assert cfg.backbone.width == int(name[1:3])
+    out, aux = _abstract_forward(cfg)
+    t, k = cfg.clip_len, cfg.max_instances
+    assert set(out) == set(OUTPUT_KEYS)
+    assert out["center_heatmap"].shape == (1, t, 64, 64)  # stride 8
+    assert out["pred_vertices"].shape == (1, t, k, 6890, 3)
+    assert out["pred_keypoints_2d"].shape == (1, t, k, 24, 2)
+    assert out["pred_smpl_params"]["body_pose"].shape == (1, t, k, 23, 3, 3)
+    assert aux["fd_decorrelation"].shape == ()
+
+
+def test_ablation_rows_switch_sia_and_fd():
+    rows = {a: w32_frame.get_config(a).model for a in ("base", "sia", "fd", "full")}
+    assert [(r.sia.enabled, r.fd.enabled) for r in rows.values()] == [
+        (False, False),
+        (True, False),
+        (False, True),
+        (True, True),
+    ]
+    with pytest.raises(ValueError, match="ablation"):
+        w32_frame.get_config("nope")
+
+
+def test_bfloat16_compute_keeps_float32_params_and_outputs():
+    from configs import tiny
+
+    cfg = tiny.get_config("video").model
+    cfg.compute_dtype = "bfloat16"
+    model = nnx.eval_shape(lambda: build_model(cfg, rngs=nnx.Rngs(0)))
+    params = nnx.state(model, nnx.Param)
+    assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+    cfg.input_size = 64
+    out, _ = _abstract_forward(cfg)
+    assert out["pred_vertices"].dtype == jnp.float32
+    assert out["center_heatmap"].dtype == jnp.float32

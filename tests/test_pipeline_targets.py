@@ -1,0 +1,87 @@
+"""Centre targets: cells, heatmap, ordering, dropping and padding of persons."""
+
+import numpy as np
+
+from siam_jax.data import schema, targets
+
+
+def _person(u, v, depth, box_h=64.0, has_3d=True):
+    p = schema.empty_person()
+    p["joints_2d"][:] = (u, v)
+    p["joints_3d"][:, 2] = depth
+    p["visibility"][:] = 1.0
+    p["bbox"] = np.array([u - box_h / 4, v - box_h / 2, u + box_h / 4, v + box_h / 2])
+    p["has_2d"] = True
+    p["has_3d"] = p["has_smpl"] = has_3d
+    p["betas"][0] = depth  # tag to recognise the person
+    return p
+
+
+K = np.array([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]])
+
+
+def _build(persons, k=3, size=64, sigma_min=1.0):
+    return targets.build_targets(schema.stack_persons(persons), K, size, k, sigma_min)
+
+
+def test_cells_heatmap_and_order():
+    t = _build([_person(40.0, 20.0, 5.0), _person(7.4, 60.0, 2.0)])
+    # Nearest first: depth 2 then 5. Cell = floor((u + 0.5) / 8).
+    np.testing.assert_array_equal(t["center_cells"][:2], [[0, 7], [5, 2]])
+    np.testing.assert_array_equal(t["person_valid"], [True, True, False])
+    np.testing.assert_array_equal(t["betas"][:, 0], [2.0, 5.0, 0.0])
+    hm = t["center_heatmap"]
+    assert hm.shape == (8, 8) and hm.dtype == np.float32
+    assert hm[7, 0] == 1.0 and hm[2, 5] == 1.0
+    assert hm.max() == 1.0
+    # A Gaussian: value one cell away = exp(-1 / (2 sigma^2)) with sigma >= sigma_min.
+    sigma = np.sqrt(-1.0 / (2.0 * np.log(hm[2, 6])))
+    assert sigma >= 1.0 - 1e-6
+    np.testing.assert_allclose(hm[2, 4], hm[2, 6], rtol=1e-6)
+    np.testing.assert_allclose(hm[1, 5], hm[2, 6], rtol=1e-6)
+
+
+def test_outside_and_shared_cells_are_dropped():
+    t = _build(
+        [
+            _person(70.0, 20.0, 3.0),  # centre right of the image: dropped
+            _person(20.0, 20.0, 6.0),  # same cell as the next, farther: dropped
+            _person(21.0, 22.0, 4.0),
+            _person(-0.4, 63.4, 9.0),  # just inside (pixel-centre convention)
+        ]
+    )
+    np.testing.assert_array_equal(t["betas"][:, 0], [4.0, 9.0, 0.0])
+    np.testing.assert_array_equal(t["center_cells"][:2], [[2, 2], [0, 7]])
+
+
+def test_truncated_to_k_keeps_the_nearest():
+    people = [_person(8.0 * i + 4, 30.0, float(10 - i)) for i in range(6)]
+    t = _build(people, k=3)
+    np.testing.assert_array_equal(t["betas"][:, 0], [5.0, 6.0, 7.0])
+    assert t["person_valid"].all()
+
+
+def test_2d_only_depth_from_box_height():
+    # A 2D-only person with a tall box (near) sorts before a 3D person at 4 m.
+    near2d = _person(10.0, 10.0, 0.0, box_h=60.0, has_3d=False)  # 100 * 1.7 / 60 = 2.8 m
+    t = _build([_person(40.0, 40.0, 4.0), near2d])
+    np.testing.assert_array_equal(t["betas"][:2, 0], [0.0, 4.0])
+
+
+def test_larger_people_get_wider_gaussians():
+    small = _build([_person(32.0, 32.0, 3.0, box_h=16.0)], sigma_min=0.1)["center_heatmap"]
+    large = _build([_person(32.0, 32.0, 3.0, box_h=64.0)], sigma_min=0.1)["center_heatmap"]
+    assert large.sum() > small.sum()
+    assert small[4, 4] == large[4, 4] == 1.0
+
+
+def test_gaussian_radius_hand_value():
+    # CornerNet/CenterNet gaussian_radius for a 10x10 box, min_overlap 0.7 (the original formula,
+    # smallest of the three roots): r3 = (-28 + sqrt(784 + 336)) / 2.
+    np.testing.assert_allclose(targets.gaussian_radius(10, 10), (-28 + np.sqrt(1120)) / 2)
+
+
+def test_no_people():
+    t = _build([])
+    assert not t["person_valid"].any() and not t["center_heatmap"].any()
+    assert t["body_pose"].shape == (3, 23, 3)
