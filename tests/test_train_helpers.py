@@ -136,33 +136,41 @@ class FakeSIAM(nnx.Module):
         return (outputs, aux) if return_aux else outputs
 
 
-def make_batch(index: int, batch_size: int, seed: int = 0, body: FakeBody | None = None) -> dict:
+def make_batch(
+    index: int, batch_size: int, seed: int = 0, body=None, input_size: int = INPUT, k: int = K
+) -> dict:
     """A deterministic global batch (docs/architecture.md "Batches"), t = 1."""
     r = np.random.default_rng([seed, index])
-    b, t, hw = batch_size, 1, INPUT // 8
+    b, t, hw = batch_size, 1, input_size // 8
     body = body or FakeBody.make()
-    betas = r.normal(size=(b, t, K, 10)).astype(np.float32) * 0.5
-    go = r.normal(size=(b, t, K, 3)).astype(np.float32) * 0.3
-    bp = r.normal(size=(b, t, K, 23, 3)).astype(np.float32) * 0.2
+    betas = r.normal(size=(b, t, k, 10)).astype(np.float32) * 0.5
+    go = r.normal(size=(b, t, k, 3)).astype(np.float32) * 0.3
+    bp = r.normal(size=(b, t, k, 23, 3)).astype(np.float32) * 0.2
     transl = np.concatenate(
-        [r.normal(size=(b, t, K, 2)) * 0.3, 3 + r.uniform(size=(b, t, K, 1))], -1
+        [r.normal(size=(b, t, k, 2)) * 0.3, 3 + r.uniform(size=(b, t, k, 1))], -1
     ).astype(np.float32)
-    out = body(jnp.asarray(betas), jnp.asarray(bp), jnp.asarray(go), jnp.asarray(transl))
-    j3d = np.asarray(out.joints)
+    out = body(
+        betas=jnp.asarray(betas),
+        body_pose=jnp.asarray(bp),
+        global_orient=jnp.asarray(go),
+        transl=jnp.asarray(transl),
+    )
+    j3d = np.asarray(out.joints[..., :J, :])
     f = 40.0
-    kmat = np.array([[f, 0, INPUT / 2 - 0.5], [0, f, INPUT / 2 - 0.5], [0, 0, 1]], np.float32)
-    j2d = f * j3d[..., :2] / j3d[..., 2:3] + INPUT / 2 - 0.5
-    cells = r.integers(0, hw, size=(b, t, K, 2)).astype(np.int32)
+    c = input_size / 2 - 0.5
+    kmat = np.array([[f, 0, c], [0, f, c], [0, 0, 1]], np.float32)
+    j2d = f * j3d[..., :2] / j3d[..., 2:3] + c
+    cells = r.integers(0, hw, size=(b, t, k, 2)).astype(np.int32)
     heat = np.zeros((b, t, hw, hw), np.float32)
-    valid = np.ones((b, t, K), bool)
+    valid = np.ones((b, t, k), bool)
     valid[::2, :, 1] = False  # some empty slots
     for i in range(b):
-        for k in range(K):
-            if valid[i, 0, k]:
-                heat[i, 0, cells[i, 0, k, 1], cells[i, 0, k, 0]] = 1.0
-    has = np.ones((b, t, K), bool)
+        for slot in range(k):
+            if valid[i, 0, slot]:
+                heat[i, 0, cells[i, 0, slot, 1], cells[i, 0, slot, 0]] = 1.0
+    has = np.ones((b, t, k), bool)
     return {
-        "image": r.uniform(size=(b, t, INPUT, INPUT, 3)).astype(np.float32),
+        "image": r.uniform(size=(b, t, input_size, input_size, 3)).astype(np.float32),
         "intrinsics": np.broadcast_to(kmat, (b, t, 3, 3)).copy(),
         "center_heatmap": heat,
         "center_cells": cells,
@@ -173,7 +181,7 @@ def make_batch(index: int, batch_size: int, seed: int = 0, body: FakeBody | None
         "transl": transl,
         "joints_3d": j3d.astype(np.float32),
         "joints_2d": j2d.astype(np.float32),
-        "visibility": (r.uniform(size=(b, t, K, J)) > 0.2).astype(np.float32),
+        "visibility": (r.uniform(size=(b, t, k, J)) > 0.2).astype(np.float32),
         "has_smpl": has,
         "has_3d": has.copy(),
         "has_2d": has.copy(),

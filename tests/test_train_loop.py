@@ -65,8 +65,17 @@ def _assert_same_losses(got, want, rtol):
 def test_reference_run_learns_and_logs(reference_run):
     workdir, losses = reference_run
     rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
-    for key in ("loss", "loss_center", "loss_pose", "loss_vertices", "l2_grads", "l2_params",
-                "learning_rate", "step_time", "images_per_sec"):
+    for key in (
+        "loss",
+        "loss_center",
+        "loss_pose",
+        "loss_vertices",
+        "l2_grads",
+        "l2_params",
+        "learning_rate",
+        "step_time",
+        "images_per_sec",
+    ):
         assert key in rows[2], key
     assert losses[STEPS] < losses[1]  # the fake model does learn
     # warmup (2 steps, from 0) then cosine to 1% at step 6: the rate each step used

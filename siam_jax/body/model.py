@@ -71,11 +71,12 @@ class BodyModel:
         """Posed vertices and joints, as smplx.SMPL.forward (PROTOCOLS.md 5.2).
 
         body_pose: [..., 23, 3] axis-angle, [..., 69] axis-angle or [..., 23, 3, 3] matrices;
-        global_orient: [..., 3] axis-angle or [..., 1, 3, 3] / [..., 3, 3] matrices. Leading
+        global_orient: [..., 3] axis-angle or [..., 1, 3, 3] / [..., 3, 3] matrices (the batch
+        rank of body_pose resolves [3, 3]; see _global_orient_to_matrix). Leading
         shapes broadcast against each other. betas may have fewer entries than num_betas.
         """
-        body_rot = _body_pose_to_matrix(body_pose)
-        root_rot = _global_orient_to_matrix(global_orient)
+        body_rot, body_batch_ndim, body_is_matrix = _body_pose_to_matrix(body_pose)
+        root_rot = _global_orient_to_matrix(global_orient, body_batch_ndim, body_is_matrix)
         betas = jnp.asarray(betas)
         if betas.shape[-1] > self.num_betas:
             raise ValueError(
@@ -141,27 +142,43 @@ class BodyModel:
         return jnp.einsum("...vk,jv->...jk", vertices, self.J_regressor.astype(vertices.dtype))
 
 
-def _body_pose_to_matrix(body_pose) -> Array:
+def _body_pose_to_matrix(body_pose) -> tuple[Array, int, bool]:
+    """Rotation matrices [..., 23, 3, 3], the batch ndim, and whether the input was matrices."""
     body_pose = jnp.asarray(body_pose)
     if body_pose.shape[-3:] == (23, 3, 3):
-        return body_pose
+        return body_pose, body_pose.ndim - 3, True
     if body_pose.shape[-2:] == (23, 3):
-        return rotations.axis_angle_to_matrix(body_pose)
+        return rotations.axis_angle_to_matrix(body_pose), body_pose.ndim - 2, False
     if body_pose.shape[-1:] == (69,):
-        return rotations.axis_angle_to_matrix(body_pose.reshape(*body_pose.shape[:-1], 23, 3))
+        aa = body_pose.reshape(*body_pose.shape[:-1], 23, 3)
+        return rotations.axis_angle_to_matrix(aa), body_pose.ndim - 1, False
     raise ValueError(
         f"body_pose must be [..., 23, 3] axis-angle, [..., 69] or [..., 23, 3, 3] rotation "
         f"matrices, got shape {body_pose.shape}"
     )
 
 
-def _global_orient_to_matrix(global_orient) -> Array:
+def _global_orient_to_matrix(global_orient, body_batch_ndim: int, body_is_matrix: bool) -> Array:
+    """[..., 1, 3, 3] matrices from [..., 3] axis-angle or [..., 1, 3, 3] / [..., 3, 3] matrices.
+
+    A [3, 3] array is ambiguous (three axis-angles or one matrix): the batch rank of body_pose
+    decides, and when broadcasting hides it, global_orient takes the same form as body_pose.
+    """
     g = jnp.asarray(global_orient)
-    if g.ndim >= 3 and g.shape[-3:] == (1, 3, 3):
+    is_mat_1 = g.ndim >= 3 and g.shape[-3:] == (1, 3, 3)
+    is_mat = g.ndim >= 2 and g.shape[-2:] == (3, 3)
+    is_aa = g.shape[-1:] == (3,)
+    if is_aa and g.ndim == body_batch_ndim + 1:
+        pass
+    elif is_mat_1 and g.ndim == body_batch_ndim + 3:
         return g
-    if g.ndim >= 2 and g.shape[-2:] == (3, 3):
+    elif is_mat and g.ndim == body_batch_ndim + 2:
         return g[..., None, :, :]
-    if g.shape[-1:] == (3,):
+    elif body_is_matrix and is_mat_1:
+        return g
+    elif body_is_matrix and is_mat:
+        return g[..., None, :, :]
+    if is_aa:
         return rotations.axis_angle_to_matrix(g)[..., None, :, :]
     raise ValueError(
         f"global_orient must be [..., 3] axis-angle or [..., 1, 3, 3] rotation matrices, "

@@ -122,6 +122,14 @@ def check_gt_frame(df, source: str = "<DataFrame>") -> None:
 
 def _params_body_fn(body_model) -> BodyFn:
     """SMPL forward for ``params`` submissions with the neutral model (get_smpl_vertices)."""
+    forward = body_model
+    if hasattr(body_model, "v_template"):  # a siam_jax.body pytree: one compile per pose layout
+        import jax
+
+        jitted = jax.jit(lambda model, **kw: model(**kw))
+
+        def forward(**kw):
+            return jitted(body_model, **kw)
 
     def run(pred: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         params = dict(pred["params"])
@@ -148,7 +156,7 @@ def _params_body_fn(body_model) -> BodyFn:
             go = np.asarray(params["global_orient"], np.float32).reshape(1, 3, 3)
             bp = np.asarray(params["body_pose"], np.float32).reshape(23, 3, 3)
         transl = np.asarray(params["transl"], np.float32).reshape(3)
-        out = body_model(betas=betas, body_pose=bp, global_orient=go, transl=transl)
+        out = forward(betas=betas, body_pose=bp, global_orient=go, transl=transl)
         joints = getattr(out, "joints45", None)
         joints = out.joints if joints is None else joints
         return np.asarray(joints, np.float64), np.asarray(out.vertices, np.float64)
@@ -376,10 +384,8 @@ def write_json(path: str, data: Mapping[str, Any]) -> None:
 def _load_body_model(path: str):
     from siam_jax import body
 
-    loader = getattr(body, "load_body_model", None) or getattr(body, "get_body_model", None)
-    if loader is None:
-        raise ImportError("siam_jax.body provides no load_body_model")
-    return loader(path)
+    # The official evaluator always uses the neutral SMPL model (get_smpl_vertices).
+    return body.get_body_model(path, gender="neutral")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -131,6 +131,7 @@ def check_compatible(saved, expected, where: str, prefix: str = "") -> None:
     if prefix:
         got = {k: v for k, v in got.items() if k.startswith(prefix)}
         want = {k: v for k, v in want.items() if k.startswith(prefix)}
+
     # Report model parameters before optimizer slots: they say what actually differs.
     def order(k):
         return (0 if k.startswith("params") else 1 if k.startswith("rest") else 2, k)
@@ -220,9 +221,9 @@ def restore_params_from(directory: str, abstract_state):
     meta = mngr.item_metadata(step)["state"]
     check_compatible(meta, target, where, prefix="params")
     check_compatible(meta, target, where, prefix="rest")
-    restored = mngr.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
-    )["state"]
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))[
+        "state"
+    ]
     mngr.close()
     return _from_saveable(restored, abstract_state)
 

@@ -196,9 +196,7 @@ def compute_losses(
     gt_pelvis = jax.lax.stop_gradient(gt_pelvis)
 
     terms = {
-        "center": center_focal_loss(
-            outputs["center_heatmap"], batch["center_heatmap"], frame_mask
-        ),
+        "center": center_focal_loss(outputs["center_heatmap"], batch["center_heatmap"], frame_mask),
         "pose": rotmat_loss(pred_rot, gt_rotmats(batch), has_smpl),
         "betas": betas_loss(pred_betas, batch["betas"].astype(jnp.float32), has_smpl),
         "keypoints_3d": keypoints_3d_loss(

@@ -50,8 +50,7 @@ def ensure_synthetic_data(config) -> None:
             built = builders.ensure_synthetic(config, name=name)
             if built:
                 print(
-                    f"built {name} into {config.data.data_dir} "
-                    f"in {time.perf_counter() - t0:.0f} s",
+                    f"built {name} into {config.data.data_dir} in {time.perf_counter() - t0:.0f} s",
                     flush=True,
                 )
     if jax.process_count() > 1:

@@ -49,9 +49,7 @@ def make_mesh() -> jax.sharding.Mesh:
     the collectives); with ``Explicit`` axes every op on a sharded array would need an
     ``out_sharding``, which model code written for one device does not give.
     """
-    return jax.make_mesh(
-        (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
-    )
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def data_sharding(mesh) -> NamedSharding:
@@ -198,9 +196,7 @@ def make_eval_step(config, defs: ModelDefs, mesh):
         }
 
     repl = replicated(mesh)
-    return jax.jit(
-        eval_step, in_shardings=(repl, data_sharding(mesh), repl), out_shardings=repl
-    )
+    return jax.jit(eval_step, in_shardings=(repl, data_sharding(mesh), repl), out_shardings=repl)
 
 
 def params_finite(state: TrainState) -> bool:
