@@ -93,7 +93,9 @@ def test_zero_pose_gives_shaped_template(model):
         + transl[:, None]
     )
     np.testing.assert_allclose(np.asarray(out.vertices), expected, atol=1e-5)
-    rest_joints = np.einsum("jv,bvk->bjk", np.asarray(model.J_regressor), expected - transl[:, None])
+    rest_joints = np.einsum(
+        "jv,bvk->bjk", np.asarray(model.J_regressor), expected - transl[:, None]
+    )
     np.testing.assert_allclose(np.asarray(out.joints), rest_joints + transl[:, None], atol=1e-5)
     ids = list(joint_sets.EXTRA_JOINT_VERTEX_IDS)
     np.testing.assert_allclose(np.asarray(out.joints45[:, 24:]), expected[:, ids], atol=1e-6)
@@ -155,7 +157,9 @@ def test_rotation_matrix_input_and_batch_shapes(model):
     mats = rotations.axis_angle_to_matrix(pose)
     out_m = model(betas, mats[..., 1:, :, :], mats[..., :1, :, :], transl)
     np.testing.assert_allclose(out_m.vertices, out.vertices, atol=1e-5)
-    flat = model(betas.reshape(6, 10), pose[..., 1:, :].reshape(6, 69), pose[..., 0, :].reshape(6, 3))
+    flat = model(
+        betas.reshape(6, 10), pose[..., 1:, :].reshape(6, 69), pose[..., 0, :].reshape(6, 3)
+    )
     no_t = np.asarray(out.vertices) - transl[..., None, :]
     np.testing.assert_allclose(np.asarray(flat.vertices).reshape(no_t.shape), no_t, atol=1e-5)
     # unbatched, broadcasting betas against a batch of poses
@@ -189,7 +193,7 @@ def test_jit_vmap_grad(model):
         return jnp.sum(out.vertices**2) + jnp.sum(out.joints45**2)
 
     for p in (jnp.zeros((24, 3)), jnp.asarray(pose[0])):
-        gp, gb = jax.grad(loss, argnums=(0, 1))(p, jnp.asarray(betas[0]))
+        gp, gb = jax.jit(jax.grad(loss, argnums=(0, 1)))(p, jnp.asarray(betas[0]))
         assert np.all(np.isfinite(gp)) and np.all(np.isfinite(gb))
         assert np.abs(gb).sum() > 0
 
@@ -200,7 +204,8 @@ def test_float64(model):
     ref = model(betas, pose[:, 1:], pose[:, 0], transl)
     with jax.enable_x64(True):
         m64 = model.astype(jnp.float64)
-        out = m64(
+        out = jax.jit(lambda m, *a: m(*a))(
+            m64,
             jnp.asarray(betas, jnp.float64),
             jnp.asarray(pose[:, 1:], jnp.float64),
             jnp.asarray(pose[:, 0], jnp.float64),
@@ -208,9 +213,10 @@ def test_float64(model):
         )
         assert out.vertices.dtype == jnp.float64
         np.testing.assert_allclose(np.asarray(out.vertices), ref.vertices, atol=1e-5)
-        g = jax.grad(lambda b: m64(b, jnp.zeros((23, 3)), jnp.zeros(3)).vertices.sum())(
-            jnp.zeros(10, jnp.float64)
+        grad_fn = jax.jit(
+            jax.grad(lambda b: m64(b, jnp.zeros((23, 3)), jnp.zeros(3)).vertices.sum())
         )
+        g = grad_fn(jnp.zeros(10, jnp.float64))
         assert g.dtype == jnp.float64
 
 

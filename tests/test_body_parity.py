@@ -79,8 +79,8 @@ def test_parity_with_smplx(tmp_path, which):
         mats = rotations.axis_angle_to_matrix(pose)
         out_ref_mat = ref(
             betas=torch.from_numpy(betas),
-            body_pose=torch.from_numpy(np.asarray(mats[:, 1:])),
-            global_orient=torch.from_numpy(np.asarray(mats[:, :1])),
+            body_pose=torch.from_numpy(np.array(mats[:, 1:])),
+            global_orient=torch.from_numpy(np.array(mats[:, :1])),
             transl=torch.from_numpy(transl),
             pose2rot=False,
         )

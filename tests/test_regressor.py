@@ -104,7 +104,7 @@ def test_translation_puts_the_root_on_the_token_ray_at_the_weak_perspective_dept
 
 def test_perspective_projection_matches_numpy_with_general_intrinsics():
     rng = np.random.default_rng(0)
-    pts = [*rng.normal(size=(3, 7, 3)), 0, 0, 5]
+    pts = rng.normal(size=(3, 7, 3)) + np.array([0.0, 0.0, 5.0])
     k = np.array([[[500.0, 0, 320], [0, 480, 200], [0, 0, 1]]] * 3)
     uvw = np.einsum("bij,bpj->bpi", k, pts)
     ref = uvw[..., :2] / uvw[..., 2:]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
-import os
 
 import numpy as np
 import pytest
 
 from siam_jax.training import loop, quickstart
 from siam_jax.training.metrics_writer import read_metrics
-from tests import test_train_helpers as h
 
 
 def _tiny_config(**overrides):
@@ -33,32 +32,35 @@ def _tiny_config(**overrides):
     return c
 
 
-def test_one_step_real_model_fake_batches(tmp_path):
-    """The tiny real model, real body model, one train step and one evaluation."""
-    from siam_jax import body as body_lib
+def test_real_model_real_pipeline_end_to_end(tmp_path):
+    """configs/tiny.py SIAM, the Grain pipeline over a TFDS fixture in the official schema, the
+    procedural body: two train steps, a checkpoint with the Grain state, an evaluation."""
+    from siam_jax.benchmarking import pipeline as fixture
 
-    config = _tiny_config(total_steps=1, checkpoint_every_steps=1, eval_every_steps=1)
-    body = body_lib.get_body_model()
-    size, k = config.model.input_size, config.model.max_instances
-
-    class It(h.FakeIterator):
-        def __next__(self):
-            if self.limit is not None and self.index >= self.limit:
-                raise StopIteration
-            self.index += 1
-            return h.make_batch(self.index, self.global_batch, 0, body, size, k)
-
-    result = loop.train_and_evaluate(
-        config,
-        str(tmp_path),
-        make_train_iterator=lambda c, pi, pc: It(c),
-        make_eval_iterator=lambda c, pi, pc: It(c, limit=1),
+    data_dir = str(tmp_path / "data")
+    fixture.build_fixture(data_dir, "a")  # 20 frames of procedural people, 64x48
+    config = _tiny_config(
+        **{
+            "data.data_dir": data_dir,
+            "data.train": [("pipeline_fixture:a", 1.0)],
+            "data.eval_dataset": "pipeline_fixture:a",
+            "data.eval_split": "train",
+        }
     )
-    rows = read_metrics(str(tmp_path / "metrics.jsonl"))
-    assert math.isfinite(rows[1]["loss"]) and rows[1]["l2_grads"] > 0
+    workdir = tmp_path / "work"
+    result = loop.train_and_evaluate(config, str(workdir))
+    rows = read_metrics(str(workdir / "metrics.jsonl"))
+    assert sorted(rows) == [1, 2]
+    for s in (1, 2):
+        assert math.isfinite(rows[s]["loss"]) and rows[s]["l2_grads"] > 0
     for key in ("val_mpjpe_mm", "val_pa_mpjpe_mm", "val_pve_mm"):
         assert math.isfinite(result[key]) and result[key] > 0, key
-    assert os.path.isdir(tmp_path / "checkpoints" / "1")
+    assert result["val_persons"] > 0
+    # the checkpoint holds the Grain iterator state of process 0
+    state = json.loads(
+        (workdir / "checkpoints" / "2" / "data" / "process_0-of-1.json").read_text()
+    )
+    assert state
 
 
 def test_mean_pose_baseline_closed_form():

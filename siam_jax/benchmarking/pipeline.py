@@ -96,13 +96,18 @@ def fixture_examples(cfg: FixtureConfig):
         x = rng.uniform(-0.3, 0.3, (1, n)) * depth + np.linspace(0, 0.2, t)[:, None]
         y = rng.uniform(-0.1, 0.1, (1, n)) * depth
         transl = np.stack(np.broadcast_arrays(x, y, depth), axis=-1)
+        # One fixed shape (all frames x people of a sequence, zero-padded) so jit compiles once.
+        slots = max(40, t * cfg.max_people)
+        args = [np.reshape(a, (t * n, -1)) for a in (betas, body_pose, global_orient, transl)]
+        args = [np.pad(a, ((0, slots - t * n), (0, 0))) for a in args]
         verts, joints = pose(
-            jnp.asarray(betas, jnp.float32),
-            jnp.asarray(body_pose, jnp.float32),
-            jnp.asarray(global_orient, jnp.float32),
-            jnp.asarray(transl, jnp.float32),
+            jnp.asarray(args[0], jnp.float32),
+            jnp.asarray(args[1].reshape(slots, 23, 3), jnp.float32),
+            jnp.asarray(args[2], jnp.float32),
+            jnp.asarray(args[3], jnp.float32),
         )
-        verts, joints = np.asarray(verts, np.float64), np.asarray(joints, np.float64)
+        verts = np.asarray(verts, np.float64)[: t * n].reshape(t, n, -1, 3)
+        joints = np.asarray(joints, np.float64)[: t * n].reshape(t, n, -1, 3)
         for fi in range(t):
             persons = []
             for p in range(n):

@@ -30,6 +30,14 @@ def get_body_model(
 
 
 __all__ = [
-    "BodyModel", "BodyOutput", "get_body_model", "load_body_model", "save_body_model",
-    "load_h36m_regressor", "make_procedural_body_model", "joint_sets", "lbs", "rotations",
+    "BodyModel",
+    "BodyOutput",
+    "get_body_model",
+    "joint_sets",
+    "lbs",
+    "load_body_model",
+    "load_h36m_regressor",
+    "make_procedural_body_model",
+    "rotations",
+    "save_body_model",
 ]  # fmt: skip

@@ -152,7 +152,9 @@ def _arrays_from_smplx_dict(data: dict, source: str, num_betas: int) -> dict[str
     v = v_template.shape[0]
     shapedirs = np.asarray(data["shapedirs"], np.float64)
     if shapedirs.ndim != 3 or shapedirs.shape[:2] != (v, 3):
-        raise ValueError(f"{source}: 'shapedirs' has shape {shapedirs.shape}, expected ({v}, 3, nb)")
+        raise ValueError(
+            f"{source}: 'shapedirs' has shape {shapedirs.shape}, expected ({v}, 3, nb)"
+        )
     if shapedirs.shape[2] < num_betas:
         raise ValueError(
             f"{source}: num_betas={num_betas} but 'shapedirs' has {shapedirs.shape[2]} directions"
@@ -210,10 +212,14 @@ def load_h36m_regressor(path: str | os.PathLike, num_vertices: int = 6890) -> np
     """SPIN's data/J_regressor_h36m.npy: a dense [17, V] array."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"H36M regressor {path} does not exist (SPIN's J_regressor_h36m.npy)")
+        raise FileNotFoundError(
+            f"H36M regressor {path} does not exist (SPIN's J_regressor_h36m.npy)"
+        )
     reg = np.load(path, allow_pickle=False)
     if reg.shape != (17, num_vertices):
-        raise ValueError(f"{path}: H36M regressor has shape {reg.shape}, expected (17, {num_vertices})")
+        raise ValueError(
+            f"{path}: H36M regressor has shape {reg.shape}, expected (17, {num_vertices})"
+        )
     return reg
 
 
@@ -271,5 +277,11 @@ def save_body_model(model: BodyModel, path: str | os.PathLike) -> None:
         raise
 
 
-__all__ = ["load_body_model", "save_body_model", "read_smpl_pickle", "load_h36m_regressor",
-           "RestrictedUnpickler", "SMPL_SOURCE"]  # fmt: skip
+__all__ = [
+    "SMPL_SOURCE",
+    "RestrictedUnpickler",
+    "load_body_model",
+    "load_h36m_regressor",
+    "read_smpl_pickle",
+    "save_body_model",
+]  # fmt: skip

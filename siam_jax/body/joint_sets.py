@@ -79,7 +79,9 @@ def _perm_from_names(names: tuple[str, ...]) -> tuple[int, ...]:
 SMPL_JOINTS_FLIP_PERM: tuple[int, ...] = (
     0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22,
 )  # fmt: skip
-SMPL_POSE_FLIP_PERM: tuple[int, ...] = tuple(3 * i + k for i in SMPL_JOINTS_FLIP_PERM for k in range(3))
+SMPL_POSE_FLIP_PERM: tuple[int, ...] = tuple(
+    3 * i + k for i in SMPL_JOINTS_FLIP_PERM for k in range(3)
+)
 SMPL45_FLIP_PERM: tuple[int, ...] = _perm_from_names(SMPL45_JOINT_NAMES)
 H36M_FLIP_PERM: tuple[int, ...] = _perm_from_names(H36M_JOINT_NAMES)
 LSP_FLIP_PERM: tuple[int, ...] = _perm_from_names(LSP_JOINT_NAMES)  # SPIN J24_FLIP_PERM[:14]
@@ -145,10 +147,25 @@ def flip_keypoints_2d(
 
 
 __all__ = [
-    "SMPL_JOINT_NAMES", "SMPL_PARENTS", "NUM_SMPL_JOINTS", "NUM_BODY_JOINTS",
-    "EXTRA_JOINT_NAMES", "EXTRA_JOINT_VERTEX_IDS", "SMPL45_JOINT_NAMES",
-    "H36M_JOINT_NAMES", "H36M_TO_J17", "H36M_TO_J14", "LSP_JOINT_NAMES",
-    "SMPL_JOINTS_FLIP_PERM", "SMPL_POSE_FLIP_PERM", "SMPL45_FLIP_PERM", "H36M_FLIP_PERM",
-    "LSP_FLIP_PERM", "flip_pose_axis_angle", "flip_pose", "flip_rotmats", "flip_keypoints_3d",
+    "EXTRA_JOINT_NAMES",
+    "EXTRA_JOINT_VERTEX_IDS",
+    "H36M_FLIP_PERM",
+    "H36M_JOINT_NAMES",
+    "H36M_TO_J14",
+    "H36M_TO_J17",
+    "LSP_FLIP_PERM",
+    "LSP_JOINT_NAMES",
+    "NUM_BODY_JOINTS",
+    "NUM_SMPL_JOINTS",
+    "SMPL45_FLIP_PERM",
+    "SMPL45_JOINT_NAMES",
+    "SMPL_JOINTS_FLIP_PERM",
+    "SMPL_JOINT_NAMES",
+    "SMPL_PARENTS",
+    "SMPL_POSE_FLIP_PERM",
     "flip_keypoints_2d",
+    "flip_keypoints_3d",
+    "flip_pose",
+    "flip_pose_axis_angle",
+    "flip_rotmats",
 ]  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -32,7 +33,7 @@ class BodyModel:
     v_template: Float[Array, "v 3"]
     shapedirs: Float[Array, "v 3 nb"]
     posedirs: Float[Array, "p v3"]
-    J_regressor: Float[Array, "24 v"]  # noqa: N815 (smplx's name)
+    J_regressor: Float[Array, "24 v"]
     weights: Float[Array, "v 24"]
     faces: Int[Array, "f 3"]
     h36m_regressor: Float[Array, "17 v"] | None = None
@@ -74,7 +75,12 @@ class BodyModel:
         global_orient: [..., 3] axis-angle or [..., 1, 3, 3] / [..., 3, 3] matrices (the batch
         rank of body_pose resolves [3, 3]; see _global_orient_to_matrix). Leading
         shapes broadcast against each other. betas may have fewer entries than num_betas.
+        Runs as one jitted program (inlined when called inside an outer jit), so eager calls
+        compile once per input shape instead of op by op.
         """
+        return _forward(self, betas, body_pose, global_orient, transl)
+
+    def _forward(self, betas, body_pose, global_orient, transl) -> BodyOutput:
         body_rot, body_batch_ndim, body_is_matrix = _body_pose_to_matrix(body_pose)
         root_rot = _global_orient_to_matrix(global_orient, body_batch_ndim, body_is_matrix)
         betas = jnp.asarray(betas)
@@ -140,6 +146,9 @@ class BodyModel:
     def regress_joints(self, vertices: Float[Array, "... v 3"]) -> Float[Array, "... 24 3"]:
         """The model's own J_regressor applied to (posed) vertices."""
         return jnp.einsum("...vk,jv->...jk", vertices, self.J_regressor.astype(vertices.dtype))
+
+
+_forward = jax.jit(BodyModel._forward)
 
 
 def _body_pose_to_matrix(body_pose) -> tuple[Array, int, bool]:

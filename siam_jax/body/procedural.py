@@ -403,4 +403,4 @@ def make_procedural_body_model(seed: int = 0) -> BodyModel:
     return body_model_from_arrays(_build_arrays(int(seed)), source=f"procedural(seed={seed})")
 
 
-__all__ = ["make_procedural_body_model", "procedural_model_arrays", "NUM_VERTICES", "NUM_FACES"]
+__all__ = ["NUM_FACES", "NUM_VERTICES", "make_procedural_body_model", "procedural_model_arrays"]

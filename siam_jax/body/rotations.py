@@ -139,7 +139,7 @@ __all__ = [
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",
     "matrix_to_quaternion",
+    "matrix_to_rot6d",
     "quaternion_to_axis_angle",
     "rot6d_to_matrix",
-    "matrix_to_rot6d",
 ]

@@ -33,15 +33,15 @@ from siam_jax.data import schema
 
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 
-# H36M-17 order (SPIN constants.py H36M_TO_J17 names): 0 pelvis, 1-3 right leg, 4-6 left leg,
-# 7 spine, 8 thorax, 9 neck/nose, 10 head, 11-13 left arm, 14-16 right arm.
-H36M_FLIP_PERM = (0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13)
 
-
-def _smpl_flip_perm() -> np.ndarray:
+def _flip_perms() -> tuple[np.ndarray, np.ndarray]:
+    """SMPL-24 and H36M-17 left/right permutations (SPIN constants.py, via siam_jax.body)."""
     from siam_jax.body import joint_sets
 
-    return np.asarray(joint_sets.SMPL_JOINTS_FLIP_PERM, dtype=np.int64)
+    return (
+        np.asarray(joint_sets.SMPL_JOINTS_FLIP_PERM, dtype=np.int64),
+        np.asarray(joint_sets.H36M_FLIP_PERM, dtype=np.int64),
+    )
 
 
 # ------------------------------------------------------------------------------ parameters
@@ -214,12 +214,12 @@ def transform_persons(
         root0 = rest_root(out["betas"], out.get("gender"))
     transl = out["transl"].astype(np.float64)
     if tr.flip:
-        perm = _smpl_flip_perm()
+        perm, h36m_perm = _flip_perms()
         pose = flip_axis_angles(pose, perm)
         j3d = j3d[:, perm] @ _MIRROR
         j2d, vis = j2d[:, perm], vis[:, perm]
-        h36m = h36m[:, list(H36M_FLIP_PERM)] @ _MIRROR
-        h36m_vis = h36m_vis[:, list(H36M_FLIP_PERM)]
+        h36m = h36m[:, h36m_perm] @ _MIRROR
+        h36m_vis = h36m_vis[:, h36m_perm]
         # The flipped pose re-posed with the same betas keeps its root at J0, while the mirrored
         # body's root sits at M (J0 + t): so t' = M (J0 + t) - J0 (= M t for J0_x = 0).
         transl = (root0 + transl) @ _MIRROR - root0

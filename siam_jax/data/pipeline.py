@@ -45,7 +45,7 @@ def rest_root_from_config(config) -> augment_lib.RestRoot:
     bm = config.model.body_model
     if not bm.path:
         return augment_lib.RestRoot.from_body_model(
-            body.make_procedural_body_model(seed=bm.procedural_seed)
+            body.get_body_model("", seed=bm.procedural_seed)
         )
     models = {}
     if os.path.isdir(bm.path):
@@ -53,11 +53,11 @@ def rest_root_from_config(config) -> augment_lib.RestRoot:
 
         for code, gender in enumerate(schema.GENDERS):
             try:
-                models[code] = body.load_body_model(bm.path, gender=gender)
+                models[code] = body.get_body_model(bm.path, gender=gender)
             except (FileNotFoundError, ValueError):
                 continue
     if not models:
-        models[0] = body.load_body_model(bm.path, gender=bm.gender)
+        models[0] = body.get_body_model(bm.path, gender=bm.gender)
     return augment_lib.RestRoot(models)
 
 
