@@ -1,4 +1,4 @@
-"""HRNet backbone: structure, parameter counts, BN semantics, folding, timm parity, weight loading."""
+"""HRNet backbone: structure, parameter counts, BN semantics, folding, timm parity, loading."""
 
 from __future__ import annotations
 
@@ -65,11 +65,11 @@ def test_fold_batchnorm_matches_eval_and_leaves_model_alone():
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 64, 64, 3)), jnp.float32)
     ref = m(x)
     folded = fold_batchnorm(m)
-    for a, b in zip(folded(x), ref):
+    for a, b in zip(folded(x), ref, strict=True):
         assert _rel(a, b) < 1e-5
     # the source model is untouched (still has unfolded BNs, same output)
     assert not any(bn.folded for _, bn in nnx.iter_graph(m) if isinstance(bn, BatchNorm))
-    for a, b in zip(m(x), ref):
+    for a, b in zip(m(x), ref, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -161,10 +161,13 @@ def test_parity_with_timm_hrnet_w32_eval_and_folded():
     for h, w in [(64, 64), (96, 64), (128, 160)]:
         x = rng.normal(size=(1, h, w, 3)).astype(np.float32)
         with torch.no_grad():
-            ref = [r.numpy().transpose(0, 2, 3, 1) for r in t(torch.from_numpy(x.transpose(0, 3, 1, 2)))]
+            ref = [
+                r.numpy().transpose(0, 2, 3, 1)
+                for r in t(torch.from_numpy(x.transpose(0, 3, 1, 2)))
+            ]
         assert len(ref) == 5  # timm: stem tap + 4 branches; we return the 4 branches
         out, out_f = m(jnp.asarray(x)), folded(jnp.asarray(x))
-        for i, (a, af, b) in enumerate(zip(out, out_f, ref[1:])):
+        for i, (a, af, b) in enumerate(zip(out, out_f, ref[1:], strict=True)):
             assert a.shape == b.shape, (h, w, i)
             assert _rel(a, b) < 1e-4, (h, w, i, _rel(a, b))
             assert _rel(af, b) < 1e-4, (h, w, i, _rel(af, b))
@@ -178,14 +181,18 @@ def test_train_step_matches_timm_tiny():
     m.train()
     x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype(np.float32)
     with torch.no_grad():
-        ref = [r.numpy().transpose(0, 2, 3, 1) for r in t(torch.from_numpy(x.transpose(0, 3, 1, 2)))]
+        ref = [
+            r.numpy().transpose(0, 2, 3, 1) for r in t(torch.from_numpy(x.transpose(0, 3, 1, 2)))
+        ]
     out = m(jnp.asarray(x))
-    for a, b in zip(out, ref[1:]):
+    for a, b in zip(out, ref[1:], strict=True):
         assert _rel(a, b) < 1e-4
     # running statistics after one train step, every BN layer
     sd = t.state_dict()
     for path, v in nnx.to_flat_state(nnx.state(m, nnx.BatchStat)):
-        key = ".".join(map(str, path[:-1])) + (".running_mean" if path[-1] == "mean" else ".running_var")
+        key = ".".join(map(str, path[:-1])) + (
+            ".running_mean" if path[-1] == "mean" else ".running_var"
+        )
         np.testing.assert_allclose(v[...], sd[key].numpy(), rtol=2e-4, atol=1e-5, err_msg=key)
 
 
@@ -221,8 +228,10 @@ def test_loader_round_trip_missing_unexpected_ignored(tmp_path):
         "incre_modules.0.0.conv1.weight",
         "bn1.num_batches_tracked",
     }
-    np.testing.assert_array_equal(m.stage4[0].fuse_layers[3][0][2][0].kernel[...],
-                                  src.stage4[0].fuse_layers[3][0][2][0].kernel[...])
+    np.testing.assert_array_equal(
+        m.stage4[0].fuse_layers[3][0][2][0].kernel[...],
+        src.stage4[0].fuse_layers[3][0][2][0].kernel[...],
+    )
     np.testing.assert_array_equal(m.layer1[0].bn3.var[...], src.layer1[0].bn3.var[...])
     with pytest.raises(ValueError, match="missing"):
         load_torch_hrnet(hrnet_tiny(nnx.Rngs(0)), sd, strict=True)
@@ -245,7 +254,7 @@ def test_loader_reads_pth_file(tmp_path):
     x = jnp.ones((1, 32, 32, 3))
     m.eval()
     src.eval()
-    for a, b in zip(m(x), src(x)):
+    for a, b in zip(m(x), src(x), strict=True):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.pth"):
         load_torch_hrnet(m, tmp_path / "nope.pth")

@@ -126,13 +126,22 @@ def test_vocabulary_shapes_and_compiled_once(video):
 
 def test_inference_takes_top_k_peaks(video):
     out, _ = video(_images(2))
-    scores = np.asarray(out["scores"])
-    assert (np.diff(scores, axis=-1) <= 0).all()  # best first
-    np.testing.assert_array_equal(np.asarray(out["valid"]), scores > 0.25)
+    scores, valid = np.asarray(out["scores"]), np.asarray(out["valid"])
     hm = np.asarray(out["center_heatmap"])
     cells = ((np.asarray(out["centers"]) - 3.5) / 8).astype(int)
     bi, ti, _ = np.indices(scores.shape)
     np.testing.assert_allclose(scores, hm[bi, ti, cells[..., 1], cells[..., 0]])
+    # valid slots: 3x3 local maxima above the threshold, best first, and no peak above the
+    # threshold is left out (brute force over the map)
+    padded = np.pad(hm, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-1)
+    win = np.stack([padded[:, :, dy : dy + 8, dx : dx + 8] for dy in range(3) for dx in range(3)])
+    peaks = (hm >= win.max(0)) & (hm > 0.25)
+    for b in range(B):
+        for t in range(2):
+            v = valid[b, t]
+            assert v.sum() == min(peaks[b, t].sum(), K)
+            assert (np.diff(scores[b, t][v]) <= 0).all()
+            assert all(peaks[b, t, y, x] for x, y in cells[b, t][v])
 
 
 def test_padding_invariance(video):
@@ -187,9 +196,10 @@ def test_sia_off_passes_tokens_and_fd_off_feeds_the_token_to_all_regressors(vide
     assert not np.allclose(np.asarray(aux["pose_features"]), np.asarray(aux["tokens"]))
 
 
-@pytest.mark.parametrize("mode", ["synchronous", "factorized"])
-def test_gradients_reach_every_parameter(mode):
-    model = build_model(_cfg("video", **{"sia.mode": mode}), rngs=nnx.Rngs(0))
+def test_gradients_reach_every_parameter():
+    # factorized mode holds every parameter kind of the other modes plus the temporal layer;
+    # scene cross-attention is on in the tiny config.
+    model = build_model(_cfg("video", **{"sia.mode": "factorized"}), rngs=nnx.Rngs(0))
     model.train()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     cells, valid = _gt(2)

@@ -22,23 +22,23 @@ def _numpy_peaks(hm: np.ndarray, k: int):
 def test_topk_peaks_match_brute_force():
     rng = np.random.default_rng(0)
     hm = rng.uniform(size=(3, 9, 7)).astype(np.float32)
-    cells, scores = tokens.topk_peaks(jnp.asarray(hm), 5)
+    cells, scores, is_peak = tokens.topk_peaks(jnp.asarray(hm), 5)
+    assert np.asarray(is_peak).all()
     for i in range(3):
         ref = _numpy_peaks(hm[i], 5)
         np.testing.assert_allclose(np.asarray(scores[i]), [p[0] for p in ref], rtol=1e-6)
         np.testing.assert_array_equal(np.asarray(cells[i]), [(p[1], p[2]) for p in ref])
 
 
-def test_topk_suppresses_neighbours_and_pads_with_negative_scores():
-    hm = np.zeros((1, 8, 8), np.float32)
-    hm[0, 2, 3] = 0.9  # one person ...
-    hm[0, 2, 4] = 0.8  # ... its neighbour is suppressed by the 3x3 max-pool
-    hm[0, 6, 1] = 0.7
-    cells, scores = tokens.topk_peaks(jnp.asarray(hm), 4)
-    np.testing.assert_array_equal(np.asarray(cells[0, :2]), [[3, 2], [1, 6]])
-    np.testing.assert_allclose(np.asarray(scores[0, :2]), [0.9, 0.7])
-    # The rest of the map is a flat 0 plateau: still "peaks", scored 0, below any threshold > 0.
-    assert np.all(np.asarray(scores[0, 2:]) <= 0.0)
+def test_topk_suppresses_neighbours_and_flags_non_peaks():
+    # 0.9 and 0.7 are the only 3x3 local maxima; 0.8 is the 0.9 person's neighbour
+    hm = np.asarray([[[0.9, 0.8, 0.3], [0.2, 0.25, 0.35], [0.1, 0.3, 0.7]]], np.float32)
+    cells, scores, is_peak = tokens.topk_peaks(jnp.asarray(hm), 4)
+    np.testing.assert_array_equal(np.asarray(cells[0, :3]), [[0, 0], [2, 2], [1, 0]])
+    np.testing.assert_array_equal(np.asarray(cells[0, 3]), [2, 1])
+    np.testing.assert_allclose(np.asarray(scores[0]), [0.9, 0.7, 0.8, 0.35])
+    # only two peaks: the 0.8 neighbour ranks after them and is flagged, though it scores high
+    np.testing.assert_array_equal(np.asarray(is_peak[0]), [True, True, False, False])
 
 
 def test_gather_cells_reads_x_y():

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -105,7 +106,7 @@ def load_torch_hrnet(
     state = nnx.state(model)
     flat = dict(nnx.to_flat_state(state))
     if any(p[-1] == "bias" and p[-2:-1] and _is_conv_path(model, p) for p in flat):
-        raise ValueError("load_torch_hrnet: model has folded BatchNorms; load before fold_batchnorm")
+        raise ValueError("load_torch_hrnet: model has folded BatchNorms; load before folding")
     by_torch = {_torch_name(p): p for p in flat}
 
     report = LoadReport()
@@ -120,14 +121,16 @@ def load_torch_hrnet(
         target = flat[path]
         if path[-1] == "kernel":
             if value.ndim != 4:
-                raise ValueError(f"state_dict key {key!r}: conv weight must be 4-D, got {value.shape}")
+                raise ValueError(
+                    f"state_dict key {key!r}: conv weight must be 4-D, got {value.shape}"
+                )
             value = value.transpose(2, 3, 1, 0)  # torch OIHW -> flax HWIO
         if tuple(value.shape) != tuple(target.shape):
             raise ValueError(
-                f"state_dict key {key!r}: shape {tuple(value.shape)} (after layout change) does not "
+                f"state_dict key {key!r}: shape {tuple(value.shape)} (after OIHW->HWIO) does not "
                 f"match model parameter {'.'.join(map(str, path))} {tuple(target.shape)}"
             )
-        target.value = np.asarray(value, dtype=np.float32)
+        target.set_value(jnp.asarray(value, dtype=jnp.float32))
         report.loaded.append(key)
     loaded = set(report.loaded)
     report.missing = sorted(k for k in by_torch if k not in loaded)

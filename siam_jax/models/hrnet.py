@@ -1,4 +1,4 @@
-"""HRNet backbone (Wang et al. 2019, "Deep High-Resolution Representation Learning") in Flax NNX, NHWC.
+"""HRNet backbone (Wang et al. 2019, "Deep High-Resolution Representation Learning"), NNX, NHWC.
 
 Mirrors timm's ``HighResolutionNet`` (timm/models/hrnet.py) stem + stages, i.e. what
 ``timm.create_model('hrnet_wXX', features_only=True, feature_location='')`` holds, so that a timm
@@ -8,11 +8,12 @@ torch ``nn.Sequential``/``nn.ModuleList`` become ``nnx.List`` at the same index,
 branches, fuse_layers, downsample, ...) are timm's.
 
 ``HRNet(x)`` returns the four branch maps of the last stage (timm's feature indices 1-4): strides
-4, 8, 16, 32 with channels [w, 2w, 4w, 8w]. timm's extra stride-2 stem tap (index 0) is not returned.
+4, 8, 16, 32 with channels [w, 2w, 4w, 8w]. timm's stride-2 stem tap (index 0) is not returned.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -28,7 +29,7 @@ BOTTLENECK_EXPANSION = 4  # timm/models/resnet.py Bottleneck.expansion
 
 
 def _conv_bn(in_ch: int, out_ch: int, k: int, stride: int, rngs: nnx.Rngs, dtype) -> nnx.List:
-    """torch ``nn.Sequential(Conv2d, BatchNorm2d[, ReLU])``: index 0 conv, 1 bn (ReLU has no params)."""
+    """torch ``nn.Sequential(Conv2d, BatchNorm2d[, ReLU])``: 0 conv, 1 bn (ReLU has no params)."""
     return nnx.List([Conv(in_ch, out_ch, k, stride, rngs=rngs, dtype=dtype), BatchNorm(out_ch)])
 
 
@@ -87,16 +88,12 @@ def _upsample_nearest(x: Float[Array, "b h w c"], factor: int) -> Float[Array, "
 class HighResolutionModule(nnx.Module):
     """One multi-branch module: per-branch BasicBlocks, then exchange (fuse) across resolutions."""
 
-    def __init__(
-        self, channels: Sequence[int], num_blocks: int, *, rngs: nnx.Rngs, dtype=None
-    ):
+    def __init__(self, channels: Sequence[int], num_blocks: int, *, rngs: nnx.Rngs, dtype=None):
         n = len(channels)
         self.num_branches = n
         self.branches = nnx.List(
             [
-                nnx.List(
-                    [BasicBlock(c, c, rngs=rngs, dtype=dtype) for _ in range(num_blocks)]
-                )
+                nnx.List([BasicBlock(c, c, rngs=rngs, dtype=dtype) for _ in range(num_blocks)])
                 for c in channels
             ]
         )
@@ -111,7 +108,7 @@ class HighResolutionModule(nnx.Module):
                     row.append(_conv_bn(channels[j], channels[i], 1, 1, rngs, dtype))
                 elif j == i:
                     row.append(None)
-                else:  # higher resolution: (i-j) stride-2 3x3 conv-bn, ReLU between (not after last)
+                else:  # higher res: i-j stride-2 conv-bn, ReLU between (not after last)
                     steps = []
                     for k in range(i - j):
                         out_c = channels[i] if k == i - j - 1 else channels[j]
@@ -150,7 +147,7 @@ class HighResolutionModule(nnx.Module):
 
 
 def _transition(pre: Sequence[int], cur: Sequence[int], rngs: nnx.Rngs, dtype) -> nnx.List:
-    """timm HighResolutionNet._make_transition_layer: adapt channels, spawn new lower-res branches."""
+    """timm HighResolutionNet._make_transition_layer: adapt channels, spawn lower-res branches."""
     layers: list = []
     for i, c in enumerate(cur):
         if i < len(pre):
@@ -275,7 +272,9 @@ def fold_batchnorm(model: HRNet) -> HRNet:
     pairs = list(_conv_bn_pairs(folded))
     for conv, bn in pairs:
         fold_conv_bn(conv, bn)
-    leftover = [bn for _, bn in nnx.iter_graph(folded) if isinstance(bn, BatchNorm) and not bn.folded]
+    leftover = [
+        bn for _, bn in nnx.iter_graph(folded) if isinstance(bn, BatchNorm) and not bn.folded
+    ]
     if leftover:
         raise RuntimeError(f"fold_batchnorm: {len(leftover)} BatchNorm(s) without a preceding conv")
     return folded
@@ -285,4 +284,4 @@ def param_count(width: int, **kwargs) -> int:
     """Number of trainable parameters, from an abstract (non-allocating) init."""
     abstract = nnx.eval_shape(lambda: HRNet(width, rngs=nnx.Rngs(0), **kwargs))
     leaves = jax.tree.leaves(nnx.state(abstract, nnx.Param))
-    return int(sum(int(jnp.size(leaf)) if hasattr(leaf, "size") else 0 for leaf in leaves))
+    return int(sum(math.prod(leaf.shape) for leaf in leaves))

@@ -21,10 +21,10 @@ TORCH_BN_MOMENTUM = 0.1
 
 
 class Conv(nnx.Module):
-    """2-D convolution, NHWC input, HWIO kernel, symmetric explicit padding as torch's ``padding=k//2``.
+    """2-D convolution, NHWC input, HWIO kernel, symmetric padding as torch's ``padding=k//2``.
 
-    Bias-free by default (every HRNet backbone conv has ``bias=False``); ``bias`` appears only when a
-    following BatchNorm is folded in (``fold_batchnorm``).
+    Bias-free by default (every HRNet backbone conv has ``bias=False``); ``bias`` appears only
+    when a following BatchNorm is folded in (``fold_batchnorm``).
     """
 
     def __init__(
@@ -68,8 +68,8 @@ class BatchNorm(nnx.Module):
     """BatchNorm2d with PyTorch's exact semantics over the channel (last) axis.
 
     Train mode normalises with the batch mean and *biased* batch variance, and updates the running
-    variance with the *unbiased* one (n / (n - 1)), as torch does (torch/nn/functional.py batch_norm,
-    documented in torch.nn.BatchNorm2d). flax's nnx.BatchNorm stores the biased variance, hence this
+    variance with the *unbiased* one (n / (n - 1)), as torch does (documented in
+    torch.nn.BatchNorm2d). flax's nnx.BatchNorm stores the biased variance, hence this
     small module. Under a sharded jit the means are over the global batch.
     """
 

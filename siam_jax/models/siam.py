@@ -138,8 +138,8 @@ class SIAM(nnx.Module):
             scores = tokens_lib.gather_scores(heatmap, cells)
             valid = gt_valid.reshape(b * t, k).astype(bool)
         else:
-            cells, scores = tokens_lib.topk_peaks(heatmap, k)
-            valid = scores > self.threshold
+            cells, scores, is_peak = tokens_lib.topk_peaks(heatmap, k)
+            valid = is_peak & (scores > self.threshold)
         return cells, scores, valid
 
     def factor_features(self, tokens, valid):

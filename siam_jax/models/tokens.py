@@ -31,19 +31,22 @@ def peak_mask(heatmap: Float[Array, "n h w"]) -> Bool[Array, "n h w"]:
 
 def topk_peaks(
     heatmap: Float[Array, "n h w"], k: int
-) -> tuple[Int[Array, "n k 2"], Float[Array, "n k"]]:
-    """The k highest 3x3-local maxima: cells (x, y) int32 and their scores, best first.
+) -> tuple[Int[Array, "n k 2"], Float[Array, "n k"], Bool[Array, "n k"]]:
+    """The k highest 3x3-local maxima: cells (x, y) int32, heatmap scores and is-peak, best first.
 
-    Non-peaks get score -1 before top-k, so with fewer than k peaks the remaining slots hold
-    score -1 cells (never valid for any threshold >= 0).
+    Non-peaks rank below every peak, so with fewer than k peaks the last slots hold non-peak
+    cells, flagged ``False`` (the caller must not mark them valid whatever their score).
     """
     n, h, w = heatmap.shape
     if k > h * w:
         raise ValueError(f"max_instances={k} exceeds the {h}x{w} feature cells")
-    scored = jnp.where(peak_mask(heatmap), heatmap, -1.0).reshape(n, h * w)
-    scores, idx = jax.lax.top_k(scored, k)
+    peaks = peak_mask(heatmap).reshape(n, h * w)
+    flat = heatmap.reshape(n, h * w)
+    # heatmap in [0, 1]: peaks ranked by score + 2, so all peaks come before any non-peak.
+    _, idx = jax.lax.top_k(jnp.where(peaks, flat + 2.0, flat), k)
     cells = jnp.stack([idx % w, idx // w], axis=-1).astype(jnp.int32)
-    return cells, scores
+    scores = jnp.take_along_axis(flat, idx, axis=1)
+    return cells, scores, jnp.take_along_axis(peaks, idx, axis=1)
 
 
 def gather_cells(

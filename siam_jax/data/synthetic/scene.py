@@ -1,0 +1,175 @@
+"""Procedural multi-person scenes for `siam_synthetic` (docs/data.md, "siam_synthetic").
+
+Example `index` of a split is frame `index % clip_len` of sequence `index // clip_len`. Everything
+about a sequence (camera, background, people, their start/end poses and motion) is drawn from
+`np.random.default_rng((seed, split_seed, sequence))`, so an example is a pure function of
+(cfg, split_seed, index) and generation is order-independent. Frame t of a sequence interpolates
+each person's axis-angle pose linearly between two prior samples, drifts the pelvis with a
+constant velocity and turns the yaw linearly; the camera and background stay fixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from siam_jax.data import schema
+from siam_jax.data.synthetic.prior import sample_betas, sample_body_pose
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneConfig:
+    image_size: int = 128
+    max_people: int = 5
+    clip_len: int = 8
+    seed: int = 0
+    depth_range: tuple[float, float] = (2.0, 10.0)  # pelvis z, metres
+    fov_range_deg: tuple[float, float] = (40.0, 75.0)  # horizontal field of view
+    body_model_seed: int = 0  # procedural body model (siam_jax.body.get_body_model)
+
+
+@functools.lru_cache(maxsize=2)
+def _body(seed: int):
+    from siam_jax.body import get_body_model
+
+    model = get_body_model(seed=seed)
+    parts = np.argmax(np.asarray(model.weights), axis=1).astype(np.int32)  # dominant LBS joint
+    return model, parts
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Random gradient, smooth noise or stripe/checker texture, float RGB in [0, 1]."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    kind = rng.integers(3)
+    c0, c1 = rng.random(3), rng.random(3)
+    if kind == 0:  # linear gradient in a random direction
+        a = rng.uniform(0, 2 * np.pi)
+        t = (np.cos(a) * xx + np.sin(a) * yy + 1.5) / 3.0
+    elif kind == 1:  # smooth value noise: bilinear upsampling of a coarse random grid
+        g = int(rng.integers(3, 9))
+        coarse = rng.random((g, g))
+        gy, gx = yy * (g - 1), xx * (g - 1)
+        i0, j0 = np.minimum(gy.astype(int), g - 2), np.minimum(gx.astype(int), g - 2)
+        fy, fx = gy - i0, gx - j0
+        t = (coarse[i0, j0] * (1 - fy) * (1 - fx) + coarse[i0 + 1, j0] * fy * (1 - fx)
+             + coarse[i0, j0 + 1] * (1 - fy) * fx + coarse[i0 + 1, j0 + 1] * fy * fx)  # fmt: skip
+    else:  # stripes or checker
+        f = rng.uniform(3, 20)
+        t = (np.floor(xx * f) + (rng.random() < 0.5) * np.floor(yy * f)) % 2
+    img = c0 * t[..., None] + c1 * (1 - t[..., None])
+    img += rng.normal(0, 0.03, img.shape)  # sensor-like noise
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _sequence(cfg: SceneConfig, split_seed: int, seq: int) -> dict:
+    """All random draws of one sequence."""
+    rng = np.random.default_rng((cfg.seed, split_seed, seq))
+    s = cfg.image_size
+    fov = np.deg2rad(rng.uniform(*cfg.fov_range_deg))
+    focal = (s / 2) / np.tan(fov / 2)
+    c = (s - 1) / 2.0  # pixel centres at integer coordinates: the image centre is (s-1)/2
+    K = np.array([[focal, 0, c], [0, focal, c], [0, 0, 1]], np.float32)
+    n = int(rng.integers(1, cfg.max_people + 1))
+    z = rng.uniform(*cfg.depth_range, n)
+    u = rng.uniform(0.15 * s, 0.85 * s, n)  # pelvis pixel; close pairs overlap and occlude
+    v = rng.uniform(0.35 * s, 0.65 * s, n)
+    start = np.stack([(u - c) * z / focal, (v - c) * z / focal, z], 1)
+    return dict(
+        K=K,
+        background=_background(rng, s),
+        betas=np.stack([sample_betas(rng) for _ in range(n)]),
+        pose0=np.stack([sample_body_pose(rng) for _ in range(n)]),
+        pose1=np.stack([sample_body_pose(rng) for _ in range(n)]),
+        start=start,
+        velocity=rng.normal(0, 0.05, (n, 3)) * np.array([1, 0.1, 1]),  # metres per frame
+        yaw0=rng.uniform(-np.pi, np.pi, n),
+        yaw_rate=rng.normal(0, 0.05, n),  # radians per frame
+        lean=rng.normal(0, 0.08, (n, 2)),  # small pitch / roll, radians
+        colors=rng.uniform(0.2, 0.95, (n, 3)),
+    )
+
+
+def frame_params(cfg: SceneConfig, split_seed: int, index: int) -> dict:
+    """SMPL params, camera and background of example `index` (no rendering)."""
+    seq, t = divmod(index, cfg.clip_len)
+    p = _sequence(cfg, split_seed, seq)
+    a = t / max(cfg.clip_len - 1, 1)
+    body_pose = ((1 - a) * p["pose0"] + a * p["pose1"]).astype(np.float32)
+    yaw = p["yaw0"] + p["yaw_rate"] * t
+    # SMPL rest pose is y-up, facing +z; the OpenCV camera is y-down: flip by pi about x, then yaw
+    # about the body's vertical axis and a small lean.
+    rots = [
+        Rotation.from_rotvec([np.pi, 0, 0])
+        * Rotation.from_euler("yxz", [yaw[i], p["lean"][i, 0], p["lean"][i, 1]])
+        for i in range(len(yaw))
+    ]
+    global_orient = np.stack([r.as_rotvec() for r in rots]).astype(np.float32)
+    pelvis = p["start"] + p["velocity"] * t
+    pelvis[:, 2] = np.maximum(pelvis[:, 2], 1.5)  # drift never brings a person into the camera
+    return dict(seq=seq, t=t, body_pose=body_pose, global_orient=global_orient, pelvis=pelvis,
+                **{k: p[k] for k in ("K", "background", "betas", "colors")})  # fmt: skip
+
+
+def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
+    """One example in the schema of siam_jax.data.schema (numpy; usable without TFDS)."""
+    from siam_jax.render import render_meshes
+
+    model, parts = _body(cfg.body_model_seed)
+    fp = frame_params(cfg, split_seed, index)
+    n, s = len(fp["betas"]), cfg.image_size
+    out0 = model(betas=jnp.asarray(fp["betas"]), body_pose=jnp.asarray(fp["body_pose"]),
+                 global_orient=jnp.asarray(fp["global_orient"]))  # fmt: skip
+    # smplx adds transl after posing, so the pelvis lands at joints[0] + transl.
+    transl = (fp["pelvis"] - np.asarray(out0.joints[:, 0], np.float64)).astype(np.float32)
+    verts = np.asarray(out0.vertices) + transl[:, None]
+    joints = np.asarray(out0.joints) + transl[:, None]
+    K = fp["K"]
+    r = render_meshes(verts, model.faces, K, s, s, colors=fp["colors"],
+                      background=fp["background"], vertex_parts=parts, with_alone=True)  # fmt: skip
+    person_map, depth_map = np.asarray(r.person), np.asarray(r.depth)
+    alone = np.asarray(r.alone)
+    proj = joints @ K.T.astype(np.float64)
+    j2d = (proj[..., :2] / proj[..., 2:3]).astype(np.float32)
+    vproj = verts @ K.T.astype(np.float64)
+    v2d = vproj[..., :2] / vproj[..., 2:3]
+    persons = []
+    for i in range(n):
+        pr = schema.empty_person()
+        pr.update(betas=fp["betas"][i], global_orient=fp["global_orient"][i],
+                  body_pose=fp["body_pose"][i], transl=transl[i],
+                  joints_3d=joints[i].astype(np.float32), joints_2d=j2d[i])  # fmt: skip
+        # Visibility: inside the image and not behind a *different* person's surface at the
+        # joint's pixel (the person's own surface is always in front of its inner joints).
+        px = np.rint(j2d[i]).astype(int)
+        inside = (px >= 0).all(1) & (px < s).all(1) & (joints[i, :, 2] > 0)
+        pxc = np.clip(px, 0, s - 1)
+        owner = person_map[pxc[:, 1], pxc[:, 0]]
+        dz = depth_map[pxc[:, 1], pxc[:, 0]]
+        occluded = (owner >= 0) & (owner != i) & (dz < joints[i, :, 2])
+        pr["visibility"] = (inside & ~occluded).astype(np.float32)
+        lo = np.clip(v2d[i].min(0), 0, s - 1)
+        hi = np.clip(v2d[i].max(0), 0, s - 1)
+        pr["bbox"] = np.concatenate([lo, hi]).astype(np.float32)
+        # Occlusion %: the person's silhouette rendered alone (same rasterisation pass, one
+        # scatter per person) vs the pixels it still owns in the composite; 0 when off-image.
+        area = alone[i].sum()
+        own = (person_map == i).sum()
+        pr["occlusion"] = np.float32(100.0 * (1 - own / area) if area else 0.0)
+        pr.update(has_smpl=True, has_3d=True, has_2d=True, valid=True, gender=0, kid=False)
+        schema.check_person(pr, f"siam_synthetic example {index}")
+        persons.append(pr)
+    image = (np.asarray(r.image) * 255 + 0.5).astype(np.uint8)
+    return {
+        "image": image,
+        "intrinsics": K,
+        "sequence_id": f"{split_seed}_{fp['seq']:06d}",
+        "frame_index": np.int64(fp["t"]),
+        "image_name": f"{split_seed}_{fp['seq']:06d}_{fp['t']:03d}.png",
+        "persons": schema.stack_persons(persons),
+        # Not in the TFDS schema (removed by the builder): maps for tests and debugging.
+        "_maps": {"person": person_map, "depth": depth_map, "part": np.asarray(r.part)},
+    }

@@ -1,0 +1,108 @@
+"""Mesh rendering: several meshes, Lambert shading (directional + ambient), background, maps."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from siam_jax.render.raster import patch_size, project, rasterize
+
+
+class RenderOutput(NamedTuple):
+    image: Float[Array, "h w 3"]  # RGB in [0, 1]
+    depth: Float[Array, "h w"]  # camera z, metres; +inf on background
+    person: Int[Array, "h w"]  # mesh index, -1 on background
+    part: Int[Array, "h w"]  # per-vertex part label of the nearest vertex of the hit, -1 bg
+    alone: Array | None = None  # [n h w] bool silhouettes of each mesh alone (with_alone=True)
+
+
+def vertex_normals(vertices: Float[Array, "n v 3"], faces: Int[Array, "f 3"]) -> Array:
+    """Area-weighted vertex normals (sum of face cross products, normalised)."""
+    v = vertices[:, faces]  # [n f 3 3]
+    fn = jnp.cross(v[:, :, 1] - v[:, :, 0], v[:, :, 2] - v[:, :, 0])
+    vn = jnp.zeros_like(vertices)
+    for k in range(3):
+        vn = vn.at[:, faces[:, k]].add(fn)
+    return vn / jnp.maximum(jnp.linalg.norm(vn, axis=-1, keepdims=True), 1e-12)
+
+
+def render_meshes(
+    vertices: Float[Array, "n v 3"],
+    faces: Int[Array, "f 3"],
+    intrinsics: Float[Array, "3 3"],
+    height: int,
+    width: int,
+    colors: Float[Array, "n 3"] | Float[Array, "n v 3"] | None = None,
+    background: Float[Array, "h w 3"] | None = None,
+    light_dir: tuple[float, float, float] = (0.3, 0.5, 1.0),
+    ambient: float = 0.35,
+    vertex_parts: Int[Array, " v"] | None = None,
+    patch: int | None = None,
+    with_alone: bool = False,
+) -> RenderOutput:
+    """Render n meshes sharing `faces` (camera-frame vertices, metres) into an h x w image.
+
+    light_dir points from the light into the scene (camera frame); shading is
+    ambient + (1 - ambient) * max(0, -n.l) with two-sided normals. `patch` (static per shape)
+    is chosen from the projected triangle sizes when None (see raster.patch_size).
+    """
+    vertices = jnp.asarray(vertices, jnp.float32)
+    faces_np = np.asarray(faces)
+    if vertices.ndim != 3 or vertices.shape[-1] != 3:
+        raise ValueError(f"render_meshes: vertices must be [n v 3], got {vertices.shape}")
+    if faces_np.ndim != 2 or faces_np.shape[1] != 3:
+        raise ValueError(f"render_meshes: faces must be [f 3], got {faces_np.shape}")
+    if faces_np.size and faces_np.max() >= vertices.shape[1]:
+        raise ValueError("render_meshes: faces index past the vertex count")
+    K = jnp.asarray(intrinsics, jnp.float32)
+    if K.shape != (3, 3):
+        raise ValueError(f"render_meshes: intrinsics must be [3 3], got {K.shape}")
+    n, v, _ = vertices.shape
+    f = faces_np.shape[0]
+    faces_j = jnp.asarray(faces_np, jnp.int32)
+    tri_cam = vertices[:, faces_j].reshape(n * f, 3, 3)
+    if patch is None:
+        tri_np = np.asarray(tri_cam)
+        front = (tri_np[..., 2] > 1e-3).all(-1)
+        xy = np.asarray(project(jnp.where(front[:, None, None], tri_cam, 1.0), K))
+        patch = patch_size(xy, height, width, front)
+    r = rasterize(tri_cam, K, height, width, patch, f if with_alone else 0)
+    hit = r.tri >= 0
+    sel = jnp.maximum(r.tri, 0)
+    mesh = sel // f
+    fidx = faces_j[sel % f]  # [h w 3]
+    person = jnp.where(hit, mesh, -1)
+    # Colours: per mesh [n 3] or per vertex [n v 3].
+    if colors is None:
+        colors = jnp.full((n, 3), 0.7, jnp.float32)
+    colors = jnp.asarray(colors, jnp.float32)
+    if colors.shape == (n, 3):
+        col = colors[mesh]
+    elif colors.shape == (n, v, 3):
+        col = jnp.sum(colors[mesh[..., None], fidx] * r.bary[..., None], axis=-2)
+    else:
+        raise ValueError(f"render_meshes: colors must be [n 3] or [n v 3], got {colors.shape}")
+    normals = vertex_normals(vertices, faces_j)
+    nrm = jnp.sum(normals[mesh[..., None], fidx] * r.bary[..., None], axis=-2)
+    nrm = nrm / jnp.maximum(jnp.linalg.norm(nrm, axis=-1, keepdims=True), 1e-12)
+    light = jnp.asarray(light_dir, jnp.float32)
+    light = light / jnp.linalg.norm(light)
+    lam = jnp.abs(jnp.sum(nrm * light, -1))  # two-sided: winding-independent
+    shade = ambient + (1.0 - ambient) * lam
+    if background is None:
+        background = jnp.zeros((height, width, 3), jnp.float32)
+    background = jnp.asarray(background, jnp.float32)
+    if background.shape != (height, width, 3):
+        raise ValueError(f"render_meshes: background must be [{height} {width} 3], got "
+                         f"{background.shape}")  # fmt: skip
+    image = jnp.where(hit[..., None], jnp.clip(col * shade[..., None], 0, 1), background)
+    if vertex_parts is None:
+        part = jnp.where(hit, 0, -1)
+    else:
+        vp = jnp.asarray(vertex_parts, jnp.int32)
+        nearest = jnp.take_along_axis(fidx, jnp.argmax(r.bary, -1)[..., None], -1)[..., 0]
+        part = jnp.where(hit, vp[nearest], -1)
+    return RenderOutput(image=image, depth=r.depth, person=person, part=part, alone=r.alone)
