@@ -3,7 +3,7 @@
     make quickstart
     # = python train.py --config configs/quickstart.py --workdir workdirs/quickstart
 
-Builds ``siam_synthetic`` (1000 train / 100 validation frames at 128 px) into
+Builds ``siam_synthetic/quickstart`` (800 train / 100 validation frames at 128 px) into
 ``data/tensorflow_datasets`` if absent, trains a width-8 HRNet SIAM at 128x128 input, evaluates on
 the validation split and prints the validation MPJPE next to the mean-pose baseline (the
 regressor's starting parameters at the GT translation); both go to
@@ -34,18 +34,22 @@ def get_config():
     m.regressor.hidden = 256
 
     d = config.data
-    d.synthetic.num_train = 1000
-    d.synthetic.num_validation = 100
+    # A builder config of its own ("quickstart"), built from d.synthetic on first use.
+    d.train = [("siam_synthetic:quickstart", 1.0)]
+    d.eval_dataset = "siam_synthetic:quickstart"
+    d.eval_split = "validation"
+    d.synthetic.num_train = 800
+    d.synthetic.num_validation = 100  # the builder also writes a test split of this size
     d.synthetic.image_size = 128
     d.synthetic.max_people = 3
     d.num_eval_examples = 100
     d.read_threads = 2
 
     config.batch_size = 16
-    config.total_steps = 600
+    config.total_steps = 500
     config.log_every_steps = 25
-    config.checkpoint_every_steps = 200
-    config.eval_every_steps = 300
+    config.checkpoint_every_steps = 250
+    config.eval_every_steps = 500
     config.keep_checkpoints = 2
     config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 50

@@ -57,9 +57,7 @@ def test_real_model_real_pipeline_end_to_end(tmp_path):
         assert math.isfinite(result[key]) and result[key] > 0, key
     assert result["val_persons"] > 0
     # the checkpoint holds the Grain iterator state of process 0
-    state = json.loads(
-        (workdir / "checkpoints" / "2" / "data" / "process_0-of-1.json").read_text()
-    )
+    state = json.loads((workdir / "checkpoints" / "2" / "data" / "process_0-of-1.json").read_text())
     assert state
 
 

@@ -130,7 +130,9 @@ def load_torch_hrnet(
                 f"state_dict key {key!r}: shape {tuple(value.shape)} (after OIHW->HWIO) does not "
                 f"match model parameter {'.'.join(map(str, path))} {tuple(target.shape)}"
             )
-        target.set_value(jnp.asarray(value, dtype=jnp.float32))
+        # Copy: torch's .numpy() shares memory and JAX CPU arrays may alias numpy buffers, so an
+        # in-place torch update (e.g. running stats) would otherwise leak into the Flax model.
+        target.set_value(jnp.array(np.array(value, dtype=np.float32, copy=True)))
         report.loaded.append(key)
     loaded = set(report.loaded)
     report.missing = sorted(k for k in by_torch if k not in loaded)

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+SMALL_PATCH = 8  # largest first-pass patch: covers ~90% of SMPL triangles at 512 px
+SMALL_QUANTILE = 0.9  # the first pass covers this fraction of triangle boxes, the rest go twice
 NEAR = 1e-3  # metres; triangles with a vertex closer than this are dropped (no clipping)
 
 
@@ -38,9 +40,7 @@ def project(
     return p[..., :2] / p[..., 2:3]
 
 
-def patch_size(
-    tri_xy: np.ndarray, height: int, width: int, valid: np.ndarray | None = None
-) -> int:
+def patch_size(tri_xy: np.ndarray, height: int, width: int, valid: np.ndarray | None = None) -> int:
     """Smallest power of two >= the widest projected triangle bounding box (pixels, +1)."""
     tri_xy = np.asarray(tri_xy)
     ok = np.isfinite(tri_xy).all(axis=(-1, -2))
@@ -52,6 +52,27 @@ def patch_size(
     hi = np.clip(np.ceil(tri_xy.max(axis=1)), [0, 0], [width - 1, height - 1])
     ext = int(np.max((hi - lo)[ok])) + 1
     return int(2 ** int(np.ceil(np.log2(max(ext, 1)))))
+
+
+def plan(tri_cam: Float[Array, "t 3 3"], K: Float[Array, "3 3"], patch: int):
+    """Static pass sizes (small patch, big patch, number of triangles on the big patch).
+
+    The count of triangles wider than the small patch is rounded up to a power of two so that
+    scenes share compiled programs.
+    """
+    front = np.asarray(jnp.all(tri_cam[..., 2] > NEAR, -1))
+    if not front.any():
+        return 1, 1, 0
+    xy = np.asarray(project(jnp.where(front[:, None, None], tri_cam, 1.0), K))
+    ext = (np.ceil(xy.max(1)) - np.floor(xy.min(1))).max(-1) + 1
+    # First pass: the power of two covering SMALL_QUANTILE of the boxes (at most SMALL_PATCH).
+    q = float(np.quantile(ext[front], SMALL_QUANTILE))
+    small, num_large = min(patch, SMALL_PATCH, int(2 ** int(np.ceil(np.log2(max(q, 1)))))), 0
+    if patch > small:
+        count = int(((ext > small) & front).sum())
+        if count:
+            num_large = min(int(2 ** int(np.ceil(np.log2(count)))), tri_cam.shape[0])
+    return small, patch, num_large
 
 
 def rasterize(
@@ -68,22 +89,18 @@ def rasterize(
     `alone` holds every group's silhouette as if rendered by itself (one extra scatter into a
     [g h w] buffer instead of g separate renders).
     """
-    return _rasterize(jnp.asarray(tri_cam, jnp.float32), jnp.asarray(intrinsics, jnp.float32),
-                      height, width, patch, group_size)  # fmt: skip
+    tri_cam = jnp.asarray(tri_cam, jnp.float32)
+    K = jnp.asarray(intrinsics, jnp.float32)
+    small, patch, num_large = plan(tri_cam, K, patch)
+    return _rasterize(tri_cam, K, height, width, small, patch, num_large, group_size)
 
 
-@jax.jit(static_argnums=(2, 3, 4, 5))
-def _rasterize(tri_cam, K, height, width, patch, group_size):
-    t = tri_cam.shape[0]
-    z = tri_cam[..., 2]  # [t 3]
-    front = jnp.all(z > NEAR, axis=-1)
-    zs = jnp.where(front[:, None], z, 1.0)
-    xy = project(jnp.where(front[:, None, None], tri_cam, 1.0), K)  # [t 3 2]
-    # Signed doubled area; both windings are drawn (no back-face culling: meshes are closed
-    # and the z-buffer resolves visibility), so normalise edge functions by the area's sign.
+def _fragments(xy, zs, area, ok, ids, height, width, patch):
+    """Covered pixels of triangles xy [t 3 2] on a patch x patch grid at each box's corner.
+
+    Returns flat pixel index (h*w where not covered: dropped by the scatters), depth, triangle id.
+    """
     a, b, c = xy[:, 0], xy[:, 1], xy[:, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    ok = front & (jnp.abs(area) > 1e-12)
     x0 = jnp.clip(jnp.floor(jnp.min(xy[..., 0], axis=1)), 0, width - 1).astype(jnp.int32)
     y0 = jnp.clip(jnp.floor(jnp.min(xy[..., 1], axis=1)), 0, height - 1).astype(jnp.int32)
     off = jnp.arange(patch, dtype=jnp.int32)
@@ -96,6 +113,8 @@ def _rasterize(tri_cam, K, height, width, patch, group_size):
             q[:, 1, None, None] - p[:, 1, None, None]
         ) * (fx - p[:, 0, None, None])
 
+    # Both windings are drawn (no back-face culling: the z-buffer resolves visibility), so the
+    # edge functions are normalised by the signed area.
     inv = 1.0 / jnp.where(ok, area, 1.0)[:, None, None]
     w0 = edge(b, c) * inv  # weight of vertex a
     w1 = edge(c, a) * inv
@@ -105,12 +124,34 @@ def _rasterize(tri_cam, K, height, width, patch, group_size):
     # Perspective-correct depth: 1/z interpolates linearly in screen space.
     invz = w0 / zs[:, 0, None, None] + w1 / zs[:, 1, None, None] + w2 / zs[:, 2, None, None]
     depth = jnp.where(inside, 1.0 / invz, jnp.inf)
-    flat = jnp.where(inside, py * width + px, height * width)  # out-of-range index -> dropped
-    flat, depth = flat.reshape(-1), depth.reshape(-1)
+    flat = jnp.where(inside, py * width + px, height * width)
+    tid = jnp.broadcast_to(ids[:, None, None], inside.shape)
+    return flat.reshape(-1), depth.reshape(-1), tid.reshape(-1)
+
+
+@jax.jit(static_argnums=(2, 3, 4, 5, 6, 7))
+def _rasterize(tri_cam, K, height, width, small, patch, num_large, group_size):
+    t = tri_cam.shape[0]
+    z = tri_cam[..., 2]  # [t 3]
+    front = jnp.all(z > NEAR, axis=-1)
+    zs = jnp.where(front[:, None], z, 1.0)
+    xy = project(jnp.where(front[:, None, None], tri_cam, 1.0), K)  # [t 3 2]
+    a, b, c = xy[:, 0], xy[:, 1], xy[:, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    ok = front & (jnp.abs(area) > 1e-12)
+    ids = jnp.arange(t, dtype=jnp.int32)
+    # Two passes keep the fragment count near t * small^2: every triangle on a small patch, then
+    # the num_large widest boxes again on the full patch (a fragment seen twice is harmless:
+    # min/max scatters are idempotent).
+    frags = [_fragments(xy, zs, area, ok, ids, height, width, small)]
+    if num_large:
+        ext = jnp.max(jnp.max(xy, 1) - jnp.min(xy, 1), -1)
+        _, big = jax.lax.top_k(jnp.where(ok, ext, -1.0), num_large)
+        frags.append(_fragments(xy[big], zs[big], area[big], ok[big], big.astype(jnp.int32),
+                                height, width, patch))  # fmt: skip
+    flat, depth, tid = (jnp.concatenate(x) for x in zip(*frags, strict=True))
     zbuf = jnp.full((height * width,), jnp.inf, jnp.float32).at[flat].min(depth, mode="drop")
-    ids = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32)[:, None, None], inside.shape)
-    win = jnp.where(depth <= zbuf.at[flat].get(mode="fill", fill_value=-jnp.inf),
-                    ids.reshape(-1), -1)  # fmt: skip
+    win = jnp.where(depth <= zbuf.at[flat].get(mode="fill", fill_value=-jnp.inf), tid, -1)
     tri = jnp.full((height * width,), -1, jnp.int32).at[flat].max(win, mode="drop")
     tri = tri.reshape(height, width)
     # Barycentrics of the winner at each pixel centre, recomputed (cheap: h*w, not t*p*p).
@@ -121,19 +162,21 @@ def _rasterize(tri_cam, K, height, width, patch, group_size):
     A, B, C = txy[..., 0, :], txy[..., 1, :], txy[..., 2, :]
 
     def e(p, q):
-        return (q[..., 0] - p[..., 0]) * (gy - p[..., 1]) - (q[..., 1] - p[..., 1]) * (gx - p[..., 0])
+        return (q[..., 0] - p[..., 0]) * (gy - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
+            gx - p[..., 0]
+        )
 
     ar = e(A, B) + e(B, C) + e(C, A)
     ar = jnp.where(jnp.abs(ar) > 1e-12, ar, 1.0)
-    l = jnp.stack([e(B, C), e(C, A), e(A, B)], -1) / ar[..., None]  # screen-space barycentrics
-    pc = l / tz
+    lam = jnp.stack([e(B, C), e(C, A), e(A, B)], -1) / ar[..., None]  # screen-space barycentrics
+    pc = lam / tz
     pc = pc / jnp.sum(pc, -1, keepdims=True)  # perspective-correct
     empty = tri < 0
     bary = jnp.where(empty[..., None], 0.0, pc)
     alone = None
     if group_size:
         g = t // group_size
-        gid = (ids // group_size).reshape(-1)
+        gid = tid // group_size
         gflat = jnp.where(flat < height * width, gid * (height * width) + flat, g * height * width)
         alone = jnp.zeros((g * height * width,), bool).at[gflat].set(True, mode="drop")
         alone = alone.reshape(g, height, width)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from siam_jax.render.raster import patch_size, project, rasterize
+from siam_jax.render.raster import _rasterize, patch_size, plan, project
 
 
 class RenderOutput(NamedTuple):
@@ -42,12 +44,14 @@ def render_meshes(
     vertex_parts: Int[Array, " v"] | None = None,
     patch: int | None = None,
     with_alone: bool = False,
+    min_patch: int = 1,
 ) -> RenderOutput:
     """Render n meshes sharing `faces` (camera-frame vertices, metres) into an h x w image.
 
     light_dir points from the light into the scene (camera frame); shading is
     ambient + (1 - ambient) * max(0, -n.l) with two-sided normals. `patch` (static per shape)
-    is chosen from the projected triangle sizes when None (see raster.patch_size).
+    is chosen from the projected triangle sizes when None (see raster.patch_size), at least
+    `min_patch` (a floor keeps the number of compiled variants small when rendering many scenes).
     """
     vertices = jnp.asarray(vertices, jnp.float32)
     faces_np = np.asarray(faces)
@@ -68,41 +72,50 @@ def render_meshes(
         tri_np = np.asarray(tri_cam)
         front = (tri_np[..., 2] > 1e-3).all(-1)
         xy = np.asarray(project(jnp.where(front[:, None, None], tri_cam, 1.0), K))
-        patch = patch_size(xy, height, width, front)
-    r = rasterize(tri_cam, K, height, width, patch, f if with_alone else 0)
-    hit = r.tri >= 0
-    sel = jnp.maximum(r.tri, 0)
-    mesh = sel // f
-    fidx = faces_j[sel % f]  # [h w 3]
-    person = jnp.where(hit, mesh, -1)
-    # Colours: per mesh [n 3] or per vertex [n v 3].
+        patch = max(patch_size(xy, height, width, front), min_patch)
     if colors is None:
         colors = jnp.full((n, 3), 0.7, jnp.float32)
     colors = jnp.asarray(colors, jnp.float32)
-    if colors.shape == (n, 3):
-        col = colors[mesh]
-    elif colors.shape == (n, v, 3):
-        col = jnp.sum(colors[mesh[..., None], fidx] * r.bary[..., None], axis=-2)
-    else:
+    if colors.shape not in ((n, 3), (n, v, 3)):
         raise ValueError(f"render_meshes: colors must be [n 3] or [n v 3], got {colors.shape}")
-    normals = vertex_normals(vertices, faces_j)
-    nrm = jnp.sum(normals[mesh[..., None], fidx] * r.bary[..., None], axis=-2)
-    nrm = nrm / jnp.maximum(jnp.linalg.norm(nrm, axis=-1, keepdims=True), 1e-12)
-    light = jnp.asarray(light_dir, jnp.float32)
-    light = light / jnp.linalg.norm(light)
-    lam = jnp.abs(jnp.sum(nrm * light, -1))  # two-sided: winding-independent
-    shade = ambient + (1.0 - ambient) * lam
     if background is None:
         background = jnp.zeros((height, width, 3), jnp.float32)
     background = jnp.asarray(background, jnp.float32)
     if background.shape != (height, width, 3):
         raise ValueError(f"render_meshes: background must be [{height} {width} 3], got "
                          f"{background.shape}")  # fmt: skip
+    light = np.asarray(light_dir, np.float32)
+    light = jnp.asarray(light / np.linalg.norm(light))
+    vp = None if vertex_parts is None else jnp.asarray(vertex_parts, jnp.int32)
+    sizes = plan(tri_cam, K, patch)
+    return _render(vertices, faces_j, K, colors, background, light, jnp.float32(ambient), vp,
+                   height, width, sizes, f if with_alone else 0)  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnums=(8, 9, 10, 11))
+def _render(vertices, faces_j, K, colors, background, light, ambient, vp, height, width, sizes,
+            group_size):  # fmt: skip
+    n, f = vertices.shape[0], faces_j.shape[0]
+    tri_cam = vertices[:, faces_j].reshape(n * f, 3, 3)
+    r = _rasterize(tri_cam, K, height, width, *sizes, group_size)
+    hit = r.tri >= 0
+    sel = jnp.maximum(r.tri, 0)
+    mesh = sel // f
+    fidx = faces_j[sel % f]  # [h w 3]
+    person = jnp.where(hit, mesh, -1)
+    if colors.ndim == 2:  # per mesh [n 3]
+        col = colors[mesh]
+    else:  # per vertex [n v 3]
+        col = jnp.sum(colors[mesh[..., None], fidx] * r.bary[..., None], axis=-2)
+    normals = vertex_normals(vertices, faces_j)
+    nrm = jnp.sum(normals[mesh[..., None], fidx] * r.bary[..., None], axis=-2)
+    nrm = nrm / jnp.maximum(jnp.linalg.norm(nrm, axis=-1, keepdims=True), 1e-12)
+    lam = jnp.abs(jnp.sum(nrm * light, -1))  # two-sided: winding-independent
+    shade = ambient + (1.0 - ambient) * lam
     image = jnp.where(hit[..., None], jnp.clip(col * shade[..., None], 0, 1), background)
-    if vertex_parts is None:
+    if vp is None:
         part = jnp.where(hit, 0, -1)
     else:
-        vp = jnp.asarray(vertex_parts, jnp.int32)
         nearest = jnp.take_along_axis(fidx, jnp.argmax(r.bary, -1)[..., None], -1)[..., 0]
         part = jnp.where(hit, vp[nearest], -1)
     return RenderOutput(image=image, depth=r.depth, person=person, part=part, alone=r.alone)

@@ -73,18 +73,18 @@ class IteratorStateRestore(ocp.args.CheckpointArgs):
 
 
 # ------------------------------------------------------------------------------ key arrays
-def _is_key(x) -> bool:
+def is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def to_saveable(tree):
     """Typed PRNG key leaves -> their uint32 key data."""
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
 
 
 def _abstract_saveable(abstract):
     def leaf(x):
-        if _is_key(x):
+        if is_key(x):
             data = jax.eval_shape(jax.random.key_data, x)
             return jax.ShapeDtypeStruct(
                 data.shape, data.dtype, sharding=getattr(x, "sharding", None)
@@ -96,7 +96,7 @@ def _abstract_saveable(abstract):
 
 def _from_saveable(restored, abstract):
     def leaf(r, a):
-        if _is_key(a):
+        if is_key(a):
             # the key implementation lives on the key dtype (threefry, rbg, ...)
             return jax.random.wrap_key_data(r, impl=getattr(a.dtype, "_impl", None))
         return r

@@ -104,11 +104,17 @@ def default_eval_iterator(config, process_index: int, process_count: int):
     )
 
 
-def load_pretrained_backbone(config, abstract_state):
-    """Host arrays of ``params`` with the PyTorch (timm) HRNet weights in the backbone."""
+def load_pretrained_backbone(config, build_model):
+    """``(params, rest)`` of a freshly built model with the PyTorch (timm) HRNet weights copied
+    into its backbone (``siam_jax.models.convert.load_torch_hrnet``; names the key on a shape
+    mismatch)."""
     from siam_jax.models import convert
 
-    return convert.load_torch_hrnet(config.model.backbone.pretrained, abstract_state.params)
+    model = build_model(config, nnx.Rngs(int(config.seed)))
+    report = convert.load_torch_hrnet(model.backbone, config.model.backbone.pretrained)
+    logging.info("pretrained backbone: %s", report)
+    _, params, rest = state_lib.split_model(model)
+    return params, rest
 
 
 # ================================================================================= helpers
@@ -117,6 +123,9 @@ def _replicate(tree, mesh):
     repl = step_lib.replicated(mesh)
 
     def put(x):
+        if checkpointing.is_key(x):  # typed PRNG keys travel as their key data
+            data = put(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, repl, lambda idx: x[idx])
 
@@ -275,8 +284,8 @@ def train_and_evaluate(
             state = state.replace(params=loaded.params, rest=loaded.rest)
             _say(f"initialised from config.init_checkpoint={config.init_checkpoint}")
         elif config.model.backbone.pretrained:
-            params = load_pretrained_backbone(config, abstract_state)
-            state = state.replace(params=_replicate(params, mesh))
+            params, rest = load_pretrained_backbone(config, build_model)
+            state = state.replace(params=_replicate(params, mesh), rest=_replicate(rest, mesh))
             _say(f"backbone from {config.model.backbone.pretrained}")
         else:
             _say("initialised from scratch")

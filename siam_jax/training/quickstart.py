@@ -39,16 +39,44 @@ def _synthetic_names(config) -> list[str]:
     return names
 
 
+def build_synthetic(config, name: str) -> bool:
+    """Builds ``name`` (``siam_synthetic[/config]``) into ``config.data.data_dir`` unless it is
+    there; True when it built. A registered builder config (``default``, ``tiny``) keeps its own
+    sizes; any other config name takes them from ``config.data.synthetic``."""
+    from siam_jax.data.builders.siam_synthetic.builder import SiamSynthetic, SiamSyntheticConfig
+
+    cfg_name = name.partition("/")[2] or "default"
+    registered = {c.name: c for c in SiamSynthetic.BUILDER_CONFIGS}
+    if cfg_name in registered:
+        builder_config = registered[cfg_name]
+    else:
+        s = config.data.synthetic
+        builder_config = SiamSyntheticConfig(
+            name=cfg_name,
+            description="built by the quickstart from config.data.synthetic",
+            num_train=int(s.num_train),
+            num_validation=int(s.num_validation),
+            image_size=int(s.image_size),
+            max_people=int(s.max_people),
+            clip_len=int(s.clip_len),
+            seed=int(s.seed),
+        )
+    builder = SiamSynthetic(
+        config=builder_config, data_dir=config.data.data_dir, file_format="array_record"
+    )
+    if builder.is_prepared():
+        return False
+    builder.download_and_prepare()
+    return True
+
+
 def ensure_synthetic_data(config) -> None:
     """Builds the synthetic dataset(s) the config reads when they are absent (process 0 builds,
     the others wait at a barrier)."""
-    from siam_jax.data import builders
-
     for name in _synthetic_names(config):
         if jax.process_index() == 0:
             t0 = time.perf_counter()
-            built = builders.ensure_synthetic(config, name=name)
-            if built:
+            if build_synthetic(config, name):
                 print(
                     f"built {name} into {config.data.data_dir} in {time.perf_counter() - t0:.0f} s",
                     flush=True,

@@ -121,15 +121,25 @@ def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
     model, parts = _body(cfg.body_model_seed)
     fp = frame_params(cfg, split_seed, index)
     n, s = len(fp["betas"]), cfg.image_size
-    out0 = model(betas=jnp.asarray(fp["betas"]), body_pose=jnp.asarray(fp["body_pose"]),
-                 global_orient=jnp.asarray(fp["global_orient"]))  # fmt: skip
+    # Pad to max_people so the body model and the renderer compile once per config; padded
+    # meshes sit behind the camera (z < 0), which the rasteriser drops.
+    m = cfg.max_people
+
+    def pad(x):
+        return np.concatenate([x, np.zeros((m - n, *x.shape[1:]), x.dtype)])
+
+    out0 = model(betas=jnp.asarray(pad(fp["betas"])), body_pose=jnp.asarray(pad(fp["body_pose"])),
+                 global_orient=jnp.asarray(pad(fp["global_orient"])))  # fmt: skip
+    out0 = type(out0)(*(np.asarray(x)[:n] for x in out0))
     # smplx adds transl after posing, so the pelvis lands at joints[0] + transl.
     transl = (fp["pelvis"] - np.asarray(out0.joints[:, 0], np.float64)).astype(np.float32)
     verts = np.asarray(out0.vertices) + transl[:, None]
     joints = np.asarray(out0.joints) + transl[:, None]
     K = fp["K"]
-    r = render_meshes(verts, model.faces, K, s, s, colors=fp["colors"],
-                      background=fp["background"], vertex_parts=parts, with_alone=True)  # fmt: skip
+    hidden = np.full((m - n, *verts.shape[1:]), -1.0, np.float32)
+    r = render_meshes(np.concatenate([verts, hidden]), model.faces, K, s, s,
+                      colors=pad(fp["colors"]), background=fp["background"], vertex_parts=parts,
+                      with_alone=True, min_patch=4)  # fmt: skip
     person_map, depth_map = np.asarray(r.person), np.asarray(r.depth)
     alone = np.asarray(r.alone)
     proj = joints @ K.T.astype(np.float64)
