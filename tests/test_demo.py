@@ -47,19 +47,20 @@ def test_demo_on_video(tiny_checkpoint, tmp_path):
     out = tmp_path / "out"
     summary = run_demo(config, str(workdir), str(video), str(out), save_obj=True)
     assert summary["checkpoint_step"] == 7 and summary["frames"] == 3
-    k = config.model.max_instances
     frames = sorted((out / "params").glob("*.npz"))
     assert len(frames) == 3
     first = np.load(frames[0])
-    assert first["body_pose"].shape == (k, 23, 3) and first["cam_t"].shape == (k, 3)
-    assert first["keypoints_2d"].shape == (k, 24, 2)
+    n = len(first["ids"])  # heatmap peaks (3x3 local maxima) among the k slots
+    assert 1 <= n <= config.model.max_instances
+    assert first["body_pose"].shape == (n, 23, 3) and first["cam_t"].shape == (n, 3)
+    assert first["keypoints_2d"].shape == (n, 24, 2)
     assert np.all(np.isfinite(first["cam_t"]))
-    # Same frame content -> same people -> the tracker keeps their IDs.
+    # Nearly the same frame content -> the same people -> the tracker keeps their IDs.
     ids = [set(np.load(f)["ids"].tolist()) for f in frames]
-    assert ids[0] == ids[1] == ids[2] and len(ids[0]) == k
+    assert ids[0] == ids[1] == ids[2]
     decoded = [f.image for f in media.iter_frames(media.open_source(out / "clip_overlay.mp4"))]
     assert len(decoded) == 3 and decoded[0].shape == (72, 96, 3)
-    assert len(list((out / "meshes").glob("*.obj"))) == 3 * k
+    assert len(list((out / "meshes").glob("*.obj"))) == 3 * n
 
 
 def test_demo_on_folder_and_errors(tiny_checkpoint, tmp_path):

@@ -326,7 +326,7 @@ class AgoraEval:
     def result(self) -> dict[str, Any]:
         import pandas as pd
 
-        df = pd.DataFrame(self.rows, columns=list(self.rows[0]) if self.rows else None)
+        df = pd.DataFrame(self.rows, columns=[*agora_lib.GT_COLUMNS, "kid"])
         out = agora_lib.evaluate_agora([df], self.predictions, self.body_verts_index)
         out["body_verts"] = "all" if self.body_verts_index is None else len(self.body_verts_index)
         out["num_persons"] = out["num_gt"]
