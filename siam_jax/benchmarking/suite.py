@@ -77,11 +77,11 @@ def run_suite(*, quick: bool, repeats: int = 5) -> dict:
         from siam_jax.benchmarking.smpl import benchmark_smpl
 
         hrnet = {w: benchmark_hrnet(w, size=512) for w in ((32,) if quick else (32, 48))}
-        report["hrnet"] = hrnet
-        report["hrnet_w32_jax_over_timm_time"] = hrnet[32]["jax_over_timm_time"]
+        report["hrnet"] = {str(w): r for w, r in hrnet.items()}
+        report["hrnet_w32_jax_over_timm_time"] = hrnet[32]["ratio_jax_over_timm"]
         smpl = benchmark_smpl(batch_sizes=(1, 64, 512))
-        report["smpl"] = smpl
-        report["smpl_speedup_over_smplx_b64"] = smpl["speedup"]["64"]
+        report["smpl"] = {**smpl, "batches": {str(b): r for b, r in smpl["batches"].items()}}
+        report["smpl_speedup_over_smplx_b64"] = smpl["batches"][64]["speedup"]
     else:
         report["references"] = "not installed (pip install -r requirements-dev.txt)"
     return report
