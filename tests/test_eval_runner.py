@@ -16,6 +16,7 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from siam_jax.evaluation import runner  # noqa: E402
+from siam_jax.training import checkpointing  # noqa: E402
 from tests import fixtures_official as fx  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,8 +99,8 @@ def _check_report(path: str, dataset: str, protocol: str, metric_keys) -> dict:
 
 
 def test_missing_checkpoint_names_the_directory(tmp_path):
-    with pytest.raises(FileNotFoundError, match=str(tmp_path / "checkpoints")):
-        runner.restore_model(_config(""), str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}: holds no checkpoint"):
+        checkpointing.restore_model(_config(""), str(tmp_path))
 
 
 def test_eval_py_on_tiny_synthetic_split(workdir, tmp_path):

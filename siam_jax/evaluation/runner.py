@@ -41,6 +41,7 @@ from jaxtyping import Array, Float
 from siam_jax.evaluation import agora as agora_lib
 from siam_jax.evaluation import agora_export, panoptic, paper_numbers, pw3d
 from siam_jax.evaluation import metrics as metrics_lib
+from siam_jax.training import checkpointing
 
 DATASETS = ("pw3d", "pw3d_occ", "agora", "cmu_panoptic", "siam_synthetic")
 MM = 1000.0
@@ -432,59 +433,6 @@ def make_evaluator(dataset: str, config, body_model, protocol: str, export_dir, 
 
 
 # ============================================================================ model
-def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(os.path.abspath(workdir), "checkpoints")
-
-
-def restore_model(config, workdir: str, step: int | None = None, body_model=None):
-    """``(model in eval mode, step)`` from the Orbax checkpoint of ``workdir`` (latest or ``step``)
-    written by ``siam_jax.training`` (``WORKDIR/checkpoints/<step>``)."""
-    from flax import nnx
-
-    from siam_jax import models
-    from siam_jax.training import checkpointing
-    from siam_jax.training import state as state_lib
-    from siam_jax.training import step as step_lib
-
-    directory = checkpoint_dir(workdir)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(
-            f"{directory}: no checkpoint directory (train into --workdir first)"
-        )
-    ckpt = checkpointing.Checkpointer(directory, keep=1_000_000, async_save=False)
-    try:
-        steps = ckpt.all_steps()
-        if not steps:
-            raise FileNotFoundError(f"{directory}: holds no checkpoint")
-        if step is None:
-            step = max(steps)
-        elif int(step) not in steps:
-            raise FileNotFoundError(f"{directory}: no checkpoint at step {step} (have {steps})")
-        if body_model is None:
-            body_model = models.load_body_model(config.model)
-        tx = state_lib.make_optimizer(config)
-        graph = {}
-
-        def init():
-            model = models.build_model(
-                config.model, rngs=nnx.Rngs(int(config.seed)), body_model=body_model
-            )
-            graph["defs"], st = state_lib.create_train_state(model, tx)
-            return st
-
-        repl = step_lib.replicated(step_lib.make_mesh())
-        abstract = jax.eval_shape(init)
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), abstract
-        )
-        state, _ = ckpt.restore(int(step), abstract, with_data=False)
-    finally:
-        ckpt.close()
-    model = nnx.merge(graph["defs"].eval, state.params, state.rest)
-    model.eval()
-    return model, int(step)
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _forward(graphdef, state, images, intrinsics):
     from flax import nnx
@@ -598,7 +546,7 @@ def evaluate(
     step = None
     if model is None:
         body_model = models.load_body_model(config.model)
-        model, step = restore_model(config, workdir, checkpoint, body_model)
+        model, step = checkpointing.restore_model(config, workdir, checkpoint, body_model)
     body_model = model.body.get_value()
     verts_index = np.load(body_verts_index).astype(np.int64) if body_verts_index else None
 

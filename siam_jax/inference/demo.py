@@ -75,14 +75,14 @@ def run_demo(
     save_obj: bool = False,
 ) -> dict:
     """Runs the demo; returns a summary (frames, frames without people, IDs seen, outputs)."""
-    from siam_jax.inference.restore import load_model
+    from siam_jax.training.checkpointing import restore_model
 
     source = media.open_source(input_path)  # clear errors for missing / unreadable inputs first
     out_dir = Path(output_dir)
     (out_dir / "params").mkdir(parents=True, exist_ok=True)
     if save_obj:
         (out_dir / "meshes").mkdir(exist_ok=True)
-    model, restored_step = load_model(config, checkpoint, step)
+    model, restored_step = restore_model(config, checkpoint, step)
     predictor = Predictor(model, config)
     tracker = Tracker()
     window: collections.deque = collections.deque(maxlen=predictor.clip_len)

@@ -235,3 +235,59 @@ def all_finite_host(tree) -> bool:
         if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
             return False
     return True
+
+
+# ------------------------------------------------------------------------------ inference
+def checkpoint_dir(path: str) -> str:
+    """``path`` may be a training workdir (holding ``checkpoints/``) or that folder itself."""
+    path = os.path.abspath(path)
+    inner = os.path.join(path, "checkpoints")
+    return inner if os.path.isdir(inner) else path
+
+
+def restore_model(config, path: str, step: int | None = None, body_model=None):
+    """``(model in eval mode, step)`` from the checkpoints that training wrote in ``path`` (a
+    workdir or its ``checkpoints/`` folder), at ``step`` or the latest. Used by evaluation and the
+    demo. Errors name the folder (and the steps it has); a checkpoint of another architecture
+    fails on the first mismatched key (``check_compatible``)."""
+    from flax import nnx
+
+    from siam_jax import models
+    from siam_jax.training import state as state_lib
+    from siam_jax.training import step as step_lib
+
+    directory = checkpoint_dir(path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory}: no checkpoint directory (train into it first)")
+    ckpt = Checkpointer(directory, keep=1_000_000, async_save=False)
+    try:
+        steps = ckpt.all_steps()
+        if not steps:
+            raise FileNotFoundError(f"{directory}: holds no checkpoint")
+        if step is None:
+            step = max(steps)
+        elif int(step) not in steps:
+            raise FileNotFoundError(f"{directory}: no checkpoint at step {step} (have {steps})")
+        if body_model is None:
+            body_model = models.load_body_model(config.model)
+        tx = state_lib.make_optimizer(config)
+        graph = {}
+
+        def init():
+            model = models.build_model(
+                config.model, rngs=nnx.Rngs(int(config.seed)), body_model=body_model
+            )
+            graph["defs"], st = state_lib.create_train_state(model, tx)
+            return st
+
+        repl = step_lib.replicated(step_lib.make_mesh())
+        abstract = jax.eval_shape(init)
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), abstract
+        )
+        state, _ = ckpt.restore(int(step), abstract, with_data=False)
+    finally:
+        ckpt.close()
+    model = nnx.merge(graph["defs"].eval, state.params, state.rest)
+    model.eval()
+    return model, int(step)
