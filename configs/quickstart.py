@@ -3,7 +3,7 @@
     make quickstart
     # = python train.py --config configs/quickstart.py --workdir workdirs/quickstart
 
-Builds ``siam_synthetic/quickstart`` (800 train / 100 validation frames at 128 px) into
+Builds ``siam_synthetic/quickstart`` (1600 train / 100 validation frames at 128 px) into
 ``data/tensorflow_datasets`` if absent, trains a width-8 HRNet SIAM at 128x128 input, evaluates on
 the validation split and prints the validation MPJPE next to the mean-pose baseline (the
 regressor's starting parameters at the GT translation); both go to
@@ -38,7 +38,7 @@ def get_config():
     d.train = [("siam_synthetic:quickstart", 1.0)]
     d.eval_dataset = "siam_synthetic:quickstart"
     d.eval_split = "validation"
-    d.synthetic.num_train = 800
+    d.synthetic.num_train = 1600
     d.synthetic.num_validation = 100  # the builder also writes a test split of this size
     d.synthetic.image_size = 128
     d.synthetic.max_people = 3
@@ -46,10 +46,10 @@ def get_config():
     d.read_threads = 2
 
     config.batch_size = 16
-    config.total_steps = 500
+    config.total_steps = 900
     config.log_every_steps = 25
-    config.checkpoint_every_steps = 250
-    config.eval_every_steps = 500
+    config.checkpoint_every_steps = 300
+    config.eval_every_steps = 900
     config.keep_checkpoints = 2
     config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 50

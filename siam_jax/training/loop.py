@@ -158,13 +158,22 @@ class _Preemption:
     def __init__(self):
         self.requested = False
         self._previous = None
+        self._installed = False
 
     def __enter__(self):
         try:
             self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
         except ValueError:  # not the main thread: no handler (tests driving the loop in threads)
             self._previous = None
         return self
+
+    def rearm(self) -> None:
+        """Installs the handler again. Libraries loaded lazily during training (TensorFlow's C++
+        absl failure-signal handler, loaded with the first TFDS read) take SIGTERM over at the C
+        level, where Python's ``signal.getsignal`` cannot see it; one syscall per step."""
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum, frame):
         del signum, frame
@@ -318,6 +327,7 @@ def train_and_evaluate(
         try:
             while step < total:
                 batch = next(train_iter)
+                preemption.rearm()
                 data_state_at_step = train_iter.get_state()
                 profiler.before(step + 1)
                 state, metrics = train_step(
