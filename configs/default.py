@@ -112,3 +112,23 @@ def get_config() -> ml_collections.ConfigDict:
     config.debug = ml_collections.ConfigDict()
     config.debug.nan_at_step = -1  # >0: force a NaN loss at that step (guard-rail drills, tests)
     return config
+
+
+# Table 1 ablation rows of the poster: (sia.enabled, fd.enabled).
+ABLATIONS = {
+    "base": (False, False),
+    "sia": (True, False),
+    "fd": (False, True),
+    "full": (True, True),
+}
+
+
+def poster_config(width: int, clip_len: int, ablation: str = "full") -> ml_collections.ConfigDict:
+    """The defaults with HRNet-W``width``, ``clip_len`` frames and a Table 1 ablation row."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {sorted(ABLATIONS)}, got {ablation!r}")
+    config = get_config()
+    config.model.backbone.width = width
+    config.model.clip_len = clip_len
+    config.model.sia.enabled, config.model.fd.enabled = ABLATIONS[ablation]
+    return config

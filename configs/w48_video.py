@@ -21,19 +21,6 @@ AGORA F1 0.94, MPJPE 53.2, MVE 61.4, NMJE 56.0, NMVE 69.9 (Table 3).
 
 from configs import default
 
-ABLATIONS = {  # Table 1 rows: (sia.enabled, fd.enabled)
-    "base": (False, False),
-    "sia": (True, False),
-    "fd": (False, True),
-    "full": (True, True),
-}
-
 
 def get_config(ablation: str = "full"):
-    if ablation not in ABLATIONS:
-        raise ValueError(f"ablation must be one of {sorted(ABLATIONS)}, got {ablation!r}")
-    config = default.get_config()
-    config.model.backbone.width = 48
-    config.model.clip_len = 8
-    config.model.sia.enabled, config.model.fd.enabled = ABLATIONS[ablation]
-    return config
+    return default.poster_config(width=48, clip_len=8, ablation=ablation)
