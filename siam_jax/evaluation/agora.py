@@ -357,13 +357,17 @@ def evaluate_agora(
 # ----------------------------------------------------------------------------- output / CLI
 
 
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    """NaN (the official 'nan' placeholders) becomes JSON null."""
-    out = {}
-    for k, v in d.items():
-        v = v.item() if isinstance(v, np.generic) else v
-        out[k] = None if isinstance(v, float) and math.isnan(v) else v
-    return out
+def _jsonable(v: Any) -> Any:
+    """JSON-ready copy: numpy -> Python, NaN/inf (the official 'nan' placeholders) -> null."""
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic | np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def write_json(path: str, data: Mapping[str, Any]) -> None:

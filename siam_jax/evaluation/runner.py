@@ -26,10 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import json
-import math
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -470,33 +467,6 @@ def frame_prediction(out: Mapping[str, Any], b: int, t: int, frame: Frame) -> Pr
 
 
 # ============================================================================ run
-def write_json_atomic(path: str, data: Mapping[str, Any]) -> None:
-    """JSON (NaN -> null, numpy -> Python) to a temp file in the folder, then renamed."""
-
-    def clean(v):
-        if isinstance(v, Mapping):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        if isinstance(v, np.generic | np.ndarray):
-            return clean(v.tolist())
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        return v
-
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(clean(data), f, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def poster_table(dataset: str, result: Mapping[str, Any], config) -> str:
     """Ours beside the poster's row for the same setting, or a line saying there is none."""
     if dataset == "siam_synthetic":
@@ -606,7 +576,7 @@ def evaluate(
     table = poster_table(dataset, result, config)
     report["poster_comparison"] = table
     out_path = os.path.join(workdir, "eval", f"{dataset}_{split.replace('/', '_')}.json")
-    write_json_atomic(out_path, report)
+    agora_lib.write_json(out_path, report)
     report["path"] = out_path
     print(f"protocol: {report['protocol']}; images {num_images}, persons {report['num_persons']}")
     print(table)
