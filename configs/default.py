@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.backbone.width = 32  # HRNet-W32 | W48 | W18; small widths for tests
     m.backbone.num_modules = (1, 1, 4, 3)  # modules in stages 1-4 (standard HRNet)
     m.backbone.num_blocks = 4  # residual blocks per branch
+    m.backbone.stem_width = 64  # stem convs and stage-1 planes (64 in every timm HRNet)
     m.backbone.pretrained = ""  # path to PyTorch (timm) HRNet weights, "" = none
     m.center = ml_collections.ConfigDict()
     m.center.threshold = 0.25  # score threshold for `valid` at inference
@@ -65,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
     d.synthetic.max_people = 5
     d.synthetic.clip_len = 8
     d.synthetic.seed = 0
+    d.synthetic.depth_range = (2.0, 10.0)  # pelvis depth in metres
     # Real-dataset builders (agora, pw3d, cmu_panoptic; docs/datasets.md): folder holding
     # SMPL_NEUTRAL / SMPL_MALE / SMPL_FEMALE .npz|.pkl; "" = <manual_dir>/body_models.
     d.real = ml_collections.ConfigDict()

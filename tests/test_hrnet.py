@@ -37,6 +37,21 @@ def test_tiny_shapes_strides_channels():
     ]
 
 
+def test_stem_width_scales_stem_and_stage1_only():
+    # stem_width=16: stem convs 16 channels, stage-1 bottlenecks 16 planes (64 out, as 64 -> 256
+    # in timm); the branch widths and the output shapes stay those of `width`.
+    m = HRNet(4, rngs=nnx.Rngs(0), num_modules=(1, 1, 1, 1), num_blocks=1, stem_width=16)
+    assert m.conv1.kernel.shape == (3, 3, 3, 16) and m.conv2.kernel.shape == (3, 3, 16, 16)
+    assert m.layer1[0].conv1.kernel.shape == (1, 1, 16, 16)
+    assert m.layer1[0].conv3.kernel.shape == (1, 1, 16, 64)
+    out = m(jnp.ones((1, 64, 64, 3)))
+    assert [o.shape[-1] for o in out] == [4, 8, 16, 32]
+    # timm-layout weights (stem 64) do not fit it, and the loader names the key at fault.
+    _, sd = _tiny_sd()
+    with pytest.raises(ValueError, match=r"'bn1\.bias': shape \(64,\).*\(16,\)"):
+        load_torch_hrnet(m, sd)
+
+
 def test_bad_inputs_raise_clear_errors():
     m = hrnet_tiny(nnx.Rngs(0))
     with pytest.raises(ValueError, match="b, H, W, 3"):

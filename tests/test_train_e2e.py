@@ -90,3 +90,16 @@ def test_mean_pose_baseline_closed_form():
     masked = dict(moved, person_valid=np.array([[[True, True, False]]]))
     mm, persons = quickstart.mean_pose_baseline(config, body, [masked])
     assert persons == 2 and mm == pytest.approx(1.0, rel=1e-4)
+
+
+def test_constant_pose_diagnostic_closed_form():
+    """Two persons whose joints differ by +-d along x around a common pose: the per-joint mean is
+    that pose, d from each of them at every non-pelvis joint (23 of 24)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(24, 3))
+    base -= base[0]
+    d = 0.05
+    off = np.zeros((24, 3))
+    off[1:, 0] = d
+    gt = np.stack([base + off, base - off])
+    assert quickstart.constant_pose_mpjpe(gt) == pytest.approx(1000 * d * 23 / 24, rel=1e-9)

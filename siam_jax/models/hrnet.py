@@ -180,7 +180,10 @@ class HRNet(nnx.Module):
     """HRNet-W{width} backbone: ``x [b H W 3] -> [b H/4 W/4 w], ..., [b H/32 W/32 8w]``.
 
     ``num_modules`` are the module counts of stages 1-4 (stage 1 must be 1, as in every HRNet);
-    ``num_blocks`` the residual blocks per branch (4 in HRNet-W18/32/48).
+    ``num_blocks`` the residual blocks per branch (4 in HRNet-W18/32/48). ``stem_width`` is the
+    channel count of the two stride-2 stem convs and the stage-1 bottleneck planes (64 in every
+    timm HRNet, whatever the width; smaller only for tiny from-scratch models, where the
+    stage-1 bottlenecks at 1/4 resolution otherwise dominate the cost).
     """
 
     def __init__(
@@ -190,22 +193,28 @@ class HRNet(nnx.Module):
         rngs: nnx.Rngs,
         num_modules: Sequence[int] = (1, 1, 4, 3),
         num_blocks: int = 4,
+        stem_width: int = STEM_WIDTH,
         dtype=None,
     ):
         if len(num_modules) != 4 or num_modules[0] != 1 or min(num_modules) < 1:
             raise ValueError(f"num_modules must be (1, m2, m3, m4) with m >= 1, got {num_modules}")
-        if width < 1 or num_blocks < 1:
-            raise ValueError(f"width and num_blocks must be >= 1, got {width}, {num_blocks}")
+        if width < 1 or num_blocks < 1 or stem_width < 1:
+            raise ValueError(
+                f"width, num_blocks and stem_width must be >= 1, got {width}, {num_blocks}, "
+                f"{stem_width}"
+            )
         self.width = width
         self.channels = tuple(width * 2**i for i in range(4))
-        self.conv1 = Conv(3, STEM_WIDTH, 3, 2, rngs=rngs, dtype=dtype)
-        self.bn1 = BatchNorm(STEM_WIDTH)
-        self.conv2 = Conv(STEM_WIDTH, 64, 3, 2, rngs=rngs, dtype=dtype)
-        self.bn2 = BatchNorm(64)
-        s1_out = STAGE1_PLANES * BOTTLENECK_EXPANSION
+        # timm: stem_width = 64 and stage-1 planes = 64 (STAGE1_PLANES), so one knob scales both.
+        self.conv1 = Conv(3, stem_width, 3, 2, rngs=rngs, dtype=dtype)
+        self.bn1 = BatchNorm(stem_width)
+        self.conv2 = Conv(stem_width, stem_width, 3, 2, rngs=rngs, dtype=dtype)
+        self.bn2 = BatchNorm(stem_width)
+        planes = STAGE1_PLANES * stem_width // STEM_WIDTH
+        s1_out = planes * BOTTLENECK_EXPANSION
         self.layer1 = nnx.List(
             [
-                Bottleneck(64 if k == 0 else s1_out, STAGE1_PLANES, rngs=rngs, dtype=dtype)
+                Bottleneck(stem_width if k == 0 else s1_out, planes, rngs=rngs, dtype=dtype)
                 for k in range(num_blocks)
             ]
         )

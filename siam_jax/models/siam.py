@@ -55,7 +55,10 @@ def _make_backbone(cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, dtype):
     from siam_jax.models.hrnet import HRNet
 
     kwargs: dict[str, Any] = dict(
-        rngs=rngs, num_modules=tuple(cfg.backbone.num_modules), num_blocks=cfg.backbone.num_blocks
+        rngs=rngs,
+        num_modules=tuple(cfg.backbone.num_modules),
+        num_blocks=cfg.backbone.num_blocks,
+        stem_width=cfg.backbone.stem_width,
     )
     if dtype is not None and "dtype" in inspect.signature(HRNet).parameters:
         kwargs["dtype"] = dtype

@@ -32,13 +32,54 @@ class SceneConfig:
     body_model_seed: int = 0  # procedural body model (siam_jax.body.get_body_model)
 
 
+# Clothing: every vertex gets the colour of one garment slot, picked by its dominant LBS joint
+# (SMPL joint order, smplx/joint_names.py). Hair covers the back and the top of the head and the
+# face is skin, so a person's facing direction is visible, as it is in real images.
+SKIN, HAIR, SHIRT, SLEEVE, PANTS, LEG, SHOES = range(7)
+_GARMENT_OF_JOINT = (
+    PANTS, PANTS, PANTS, SHIRT, LEG, LEG, SHIRT, SHOES, SHOES, SHIRT, SHOES, SHOES,  # 0..11
+    SKIN, SHIRT, SHIRT, SKIN, SHIRT, SHIRT, SLEEVE, SLEEVE, SKIN, SKIN, SKIN, SKIN,  # 12..23
+)  # fmt: skip
+_HEAD = 15
+_SKIN_TONES = np.array(
+    [[0.96, 0.80, 0.69], [0.89, 0.67, 0.53], [0.78, 0.57, 0.42], [0.55, 0.38, 0.26],
+     [0.36, 0.24, 0.16]], np.float32)  # fmt: skip
+_HAIR_TONES = np.array(
+    [[0.08, 0.06, 0.05], [0.25, 0.16, 0.09], [0.55, 0.40, 0.22], [0.80, 0.68, 0.45],
+     [0.50, 0.50, 0.50]], np.float32)  # fmt: skip
+
+
 @functools.lru_cache(maxsize=2)
 def _body(seed: int):
     from siam_jax.body import get_body_model
 
     model = get_body_model(seed=seed)
     parts = np.argmax(np.asarray(model.weights), axis=1).astype(np.int32)  # dominant LBS joint
-    return model, parts
+    garment = np.asarray(_GARMENT_OF_JOINT, np.int32)[parts]
+    # Rest pose: y up, z forward (the subject faces +z). Hair: the head's vertices behind its
+    # front quarter or in its top fifth.
+    vt = np.asarray(model.v_template)
+    head = parts == _HEAD
+    lo, hi = vt[head].min(0), vt[head].max(0)
+    face = vt[:, 2] > lo[2] + 0.75 * (hi[2] - lo[2])
+    top = vt[:, 1] > lo[1] + 0.8 * (hi[1] - lo[1])
+    garment[head & (~face | top)] = HAIR
+    return model, parts, garment
+
+
+def _outfits(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Per person the colour of each garment slot [n 7 3]: a skin tone and a hair tone from small
+    palettes, random shirt, trousers and shoes; short sleeves and shorts show skin."""
+    skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES), size=n)] * rng.uniform(0.9, 1.1, (n, 1))
+    hair = _HAIR_TONES[rng.integers(len(_HAIR_TONES), size=n)]
+    shirt = rng.uniform(0.05, 0.95, (n, 3))
+    pants = rng.uniform(0.05, 0.8, (n, 3))
+    shoes = rng.uniform(0.0, 0.4, (n, 3))
+    sleeve = np.where(rng.random((n, 1)) < 0.5, shirt, skin)
+    leg = np.where(rng.random((n, 1)) < 0.7, pants, skin)
+    return np.clip(np.stack([skin, hair, shirt, sleeve, pants, leg, shoes], 1), 0, 1).astype(
+        np.float32
+    )
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -89,7 +130,7 @@ def _sequence(cfg: SceneConfig, split_seed: int, seq: int) -> dict:
         yaw0=rng.uniform(-np.pi, np.pi, n),
         yaw_rate=rng.normal(0, 0.05, n),  # radians per frame
         lean=rng.normal(0, 0.08, (n, 2)),  # small pitch / roll, radians
-        colors=rng.uniform(0.2, 0.95, (n, 3)),
+        outfits=_outfits(rng, n),
     )
 
 
@@ -111,14 +152,14 @@ def frame_params(cfg: SceneConfig, split_seed: int, index: int) -> dict:
     pelvis = p["start"] + p["velocity"] * t
     pelvis[:, 2] = np.maximum(pelvis[:, 2], 1.5)  # drift never brings a person into the camera
     return dict(seq=seq, t=t, body_pose=body_pose, global_orient=global_orient, pelvis=pelvis,
-                **{k: p[k] for k in ("K", "background", "betas", "colors")})  # fmt: skip
+                **{k: p[k] for k in ("K", "background", "betas", "outfits")})  # fmt: skip
 
 
 def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
     """One example in the schema of siam_jax.data.schema (numpy; usable without TFDS)."""
     from siam_jax.render import render_meshes
 
-    model, parts = _body(cfg.body_model_seed)
+    model, parts, garment = _body(cfg.body_model_seed)
     fp = frame_params(cfg, split_seed, index)
     n, s = len(fp["betas"]), cfg.image_size
     # Pad to max_people so the body model and the renderer compile once per config; padded
@@ -138,8 +179,8 @@ def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
     K = fp["K"]
     hidden = np.full((m - n, *verts.shape[1:]), -1.0, np.float32)
     r = render_meshes(np.concatenate([verts, hidden]), model.faces, K, s, s,
-                      colors=pad(fp["colors"]), background=fp["background"], vertex_parts=parts,
-                      with_alone=True, min_patch=4)  # fmt: skip
+                      colors=pad(fp["outfits"][:, garment]), background=fp["background"],
+                      vertex_parts=parts, with_alone=True, min_patch=4)  # fmt: skip
     person_map, depth_map = np.asarray(r.person), np.asarray(r.depth)
     alone = np.asarray(r.alone)
     proj = joints @ K.T.astype(np.float64)

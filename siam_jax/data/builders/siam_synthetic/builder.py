@@ -25,14 +25,18 @@ class SiamSyntheticConfig(tfds.core.BuilderConfig):
     max_people: int = 5
     clip_len: int = 8
     seed: int = 0
+    depth_range: tuple[float, float] = (2.0, 10.0)  # pelvis depth, metres (SceneConfig)
 
 
 class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
     """Procedural multi-person SMPL scenes rendered with siam_jax.render."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     code_path = None  # no checksums file (TFDS code-path lookup needs importlib_resources)
-    RELEASE_NOTES = {"1.0.0": "Initial release."}  # noqa: RUF012
+    RELEASE_NOTES = {  # noqa: RUF012
+        "1.0.0": "Initial release.",
+        "1.1.0": "Clothing: skin, hair, shirt, trousers and shoe colours per person; depth_range.",
+    }
     BUILDER_CONFIGS = [  # noqa: RUF012
         SiamSyntheticConfig(name="default", description="2000/200/200 at 160 px"),
         SiamSyntheticConfig(name="tiny", description="for tests", num_train=16,
@@ -45,7 +49,8 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
     def _scene(self) -> SceneConfig:
         c = self.builder_config
         return SceneConfig(image_size=c.image_size, max_people=c.max_people,
-                           clip_len=c.clip_len, seed=c.seed)  # fmt: skip
+                           clip_len=c.clip_len, seed=c.seed,
+                           depth_range=tuple(c.depth_range))  # fmt: skip
 
     def _split_generators(self, dl_manager):
         c = self.builder_config
