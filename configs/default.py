@@ -25,6 +25,11 @@ def get_config() -> ml_collections.ConfigDict:
     m.backbone.num_blocks = 4  # residual blocks per branch
     m.backbone.stem_width = 64  # stem convs and stage-1 planes (64 in every timm HRNet)
     m.backbone.pretrained = ""  # path to PyTorch (timm) HRNet weights, "" = none
+    m.neck = ml_collections.ConfigDict()
+    # Dilated residual blocks on F (not in the poster; docs/choices.md "Quickstart model"):
+    # body-wide context at the centre cell for backbones too shallow to carry it themselves.
+    m.neck.context_blocks = 0
+    m.neck.context_dilation = 2
     m.center = ml_collections.ConfigDict()
     m.center.threshold = 0.25  # score threshold for `valid` at inference
     m.center.hidden = 128

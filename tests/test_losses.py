@@ -167,3 +167,18 @@ def test_unknown_weight_is_an_error(setup):
             weights={"keypoint_3d": 1.0},
             input_size=h.INPUT,
         )
+
+
+def test_zero_weight_terms_are_not_computed(setup):
+    body, batch = setup
+
+    def no_body(*args, **kwargs):
+        raise AssertionError("the GT mesh was built although the vertex term has weight 0")
+
+    weights = dict(WEIGHTS, vertices=0.0, betas=0.0)
+    total, terms = losses.compute_losses(
+        _perfect_outputs(batch, body), {}, batch, body_model=no_body, weights=weights,
+        input_size=h.INPUT,
+    )  # fmt: skip
+    assert set(terms) == set(WEIGHTS) - {"vertices", "betas"}
+    np.testing.assert_allclose(total, sum(terms.values()), rtol=1e-6)

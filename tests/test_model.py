@@ -235,3 +235,23 @@ def test_bad_inputs_are_named():
             gt_center_cells=jnp.zeros((1, 1, 3, 2), jnp.int32),
             gt_valid=jnp.ones((1, 1, 3), bool),
         )
+
+
+def test_neck_context_block_sees_exactly_its_dilated_window():
+    """A context block (two 3x3 convs, dilation 2) makes a cell of F depend on the cells up to
+    4 away in x and y and on none further (its receptive field, in closed form)."""
+    from siam_jax.models.neck import ContextBlock
+
+    block = ContextBlock(4, 2, rngs=nnx.Rngs(0))
+    block.eval()  # running statistics: no BatchNorm state written under the jacobian trace
+    x = jax.random.normal(jax.random.key(1), (1, 13, 13, 4))
+    jac = jax.jacobian(lambda x: block(x)[0, 6, 6].sum())(x)
+    reach = np.abs(np.asarray(jac)).sum(axis=(0, 3)) > 0  # [13 13]
+    yy, xx = np.nonzero(reach)
+    assert (np.abs(yy - 6).max(), np.abs(xx - 6).max()) == (4, 4)
+    assert reach[6 - 4, 6] and reach[6, 6 + 4] and reach[6 + 4, 6 + 4]
+    config = tiny.get_config()
+    config.model.neck.context_blocks = 2
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    out = model(jnp.zeros((1, 1, 64, 64, 3)))
+    assert out["center_heatmap"].shape == (1, 1, 8, 8) and len(model.neck.context) == 2

@@ -56,3 +56,53 @@ def test_tfds_builder_roundtrip(tmp_path):
     assert ex["image"].shape == (48, 48, 3) and int(ex["frame_index"]) == 1
     ref = generate_example(5, 1, b._scene())
     assert (ex["image"] == ref["image"]).all()
+
+
+def _render_facing(monkeypatch, yaw: float) -> dict:
+    """One person 3 m in front of the camera turned by ``yaw`` (0 = facing the camera)."""
+    from siam_jax.data.synthetic import scene
+
+    original = scene._sequence
+
+    def one_person(cfg, split_seed, seq):
+        p = original(cfg, split_seed, seq)
+        p["yaw0"][:] = yaw
+        p["yaw_rate"][:] = 0.0
+        p["lean"][:] = 0.0
+        p["start"][:, :2] = 0.0
+        return p
+
+    monkeypatch.setattr(scene, "_sequence", one_person)
+    cfg = SceneConfig(image_size=96, max_people=1, clip_len=1, seed=0, depth_range=(3.0, 3.0))
+    return generate_example(2, 0, cfg)
+
+
+def test_facing_direction_is_visible(monkeypatch):
+    """Front and back differ as in real images: the face and the jacket's front panel show from the
+    front only, and hair contrasts with skin (scene._body / _outfits, version 1.2.0)."""
+    from siam_jax.data.synthetic import scene
+
+    _, _, garment = scene._body(0)
+    assert (garment == scene.FRONT).sum() > 50 and (garment == scene.SKIN).sum() > 50
+    outfits = scene._outfits(np.random.default_rng(5), 200)
+    gap = np.abs(scene._luma(outfits[:, scene.HAIR]) - scene._luma(outfits[:, scene.SKIN]))
+    assert gap.min() >= 0.2
+    assert (outfits[:, scene.FRONT] >= 0.75).all()  # a light T-shirt under the jacket
+
+    def panel_fraction(yaw):
+        # Lambert shading scales colours, so compare chromaticities on the torso's pixels.
+        ex = _render_facing(monkeypatch, yaw)
+        seq = scene._sequence(SceneConfig(image_size=96, max_people=1, clip_len=1), 0, 2)
+        shirt, front = seq["outfits"][0, scene.SHIRT], seq["outfits"][0, scene.FRONT]
+        torso = np.isin(ex["_maps"]["part"], (3, 6, 9)) & (ex["_maps"]["person"] == 0)
+        px = ex["image"][torso].astype(np.float64) + 1.0
+        chroma = px / px.sum(1, keepdims=True)
+        ref = lambda c: (c + 1 / 255) / (c + 1 / 255).sum()  # noqa: E731
+        near_front = np.linalg.norm(chroma - ref(front), axis=1)
+        near_shirt = np.linalg.norm(chroma - ref(shirt), axis=1)
+        return float(np.mean(near_front < near_shirt)), int(torso.sum())
+
+    front_frac, n_front = panel_fraction(0.0)
+    back_frac, n_back = panel_fraction(np.pi)
+    assert n_front > 30 and n_back > 30
+    assert front_frac > 0.5 and back_frac < 0.05, (front_frac, back_frac)

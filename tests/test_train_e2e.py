@@ -103,3 +103,15 @@ def test_constant_pose_diagnostic_closed_form():
     off[1:, 0] = d
     gt = np.stack([base + off, base - off])
     assert quickstart.constant_pose_mpjpe(gt) == pytest.approx(1000 * d * 23 / 24, rel=1e-9)
+
+
+def test_quickstart_refuses_synthetic_data_built_with_other_parameters(tmp_path):
+    """A synthetic config built earlier under the same name with other values is not reused."""
+    config = _tiny_config(**{"data.data_dir": str(tmp_path)})
+    s = config.data.synthetic
+    s.num_train, s.num_validation, s.image_size, s.max_people, s.clip_len = 2, 1, 32, 1, 1
+    assert quickstart.build_synthetic(config, "siam_synthetic/probe")
+    assert not quickstart.build_synthetic(config, "siam_synthetic/probe")  # same values: reused
+    s.depth_range = (3.0, 4.0)
+    with pytest.raises(ValueError, match=r"depth_range.*Delete that folder"):
+        quickstart.build_synthetic(config, "siam_synthetic/probe")

@@ -85,7 +85,14 @@ class SIAM(nnx.Module):
         self.threshold = float(cfg.center.threshold)
         self.fov_degrees = float(cfg.fov_degrees)
         self.backbone = backbone if backbone is not None else _make_backbone(cfg, rngs, dtype)
-        self.neck = Neck(width, d, rngs=rngs, dtype=dtype)
+        self.neck = Neck(
+            width,
+            d,
+            rngs=rngs,
+            dtype=dtype,
+            context_blocks=cfg.neck.context_blocks,
+            context_dilation=cfg.neck.context_dilation,
+        )
         self.center_head = CenterHead(d, cfg.center.hidden, rngs=rngs, dtype=dtype)
         self.pos_embed = PositionEmbedding(d, rngs=rngs, dtype=dtype)
         self.frame_embed = FrameEmbedding(self.clip_len, d, rngs=rngs)

@@ -320,7 +320,7 @@ def train_and_evaluate(
     total = int(config.total_steps)
     images_per_step = int(config.batch_size) * int(config.model.clip_len)
     data_state_at_step = train_iter.get_state()
-    last_finite_step = step
+    last_finite_step, finite_since = step, None
     t_log, steps_since_log = time.perf_counter(), 0
     result: dict[str, float] = {}
     with jax.set_mesh(mesh), _Preemption() as preemption:
@@ -336,18 +336,32 @@ def train_and_evaluate(
                 step += 1
                 steps_since_log += 1
                 profiler.after(step, metrics)
-                # The guard rail: one scalar read per step; the state kept is the last finite one.
-                if not bool(jax.device_get(metrics["finite"])):
-                    m = jax.device_get(metrics)
-                    raise NonFiniteError(
-                        f"non-finite loss or gradient in steps ({last_finite_step}, {step}] "
-                        f"(loss={float(m['loss'])}, l2_grads={float(m['l2_grads'])}); last good "
-                        f"checkpoint: "
-                        + (f"{ckpt.directory}/{last_saved}" if last_saved is not None else "none")
-                    )
-                last_finite_step = step
+                # The guard rail. A non-finite step leaves the state as it was (train_step keeps
+                # the last finite state), so the flag is only read where something leaves the
+                # device (a log row, a checkpoint, an evaluation, the end): the loop never waits
+                # on the device between those, and the host prepares the next step meanwhile.
+                finite_since = (
+                    metrics["finite"] if finite_since is None else finite_since & metrics["finite"]
+                )
+                log_now = step % int(config.log_every_steps) == 0 or step == total
+                save_now = step % int(config.checkpoint_every_steps) == 0 or step == total
+                eval_now = step % int(config.eval_every_steps) == 0 or step == total
+                if log_now or save_now or eval_now or preemption.requested:
+                    if not bool(jax.device_get(finite_since)):
+                        m = jax.device_get(metrics)
+                        raise NonFiniteError(
+                            f"non-finite loss or gradient in steps ({last_finite_step}, {step}] "
+                            f"(last step: loss={float(m['loss'])}, "
+                            f"l2_grads={float(m['l2_grads'])}); last good checkpoint: "
+                            + (
+                                f"{ckpt.directory}/{last_saved}"
+                                if last_saved is not None
+                                else "none"
+                            )
+                        )
+                    last_finite_step, finite_since = step, None
 
-                if step % int(config.log_every_steps) == 0 or step == total:
+                if log_now:
                     m = jax.device_get(metrics)
                     dt = time.perf_counter() - t_log
                     m.pop("finite")
@@ -357,7 +371,7 @@ def train_and_evaluate(
                     _say(progress.line(step, float(m["loss"]), m["images_per_sec"]))
                     t_log, steps_since_log = time.perf_counter(), 0
 
-                if step % int(config.checkpoint_every_steps) == 0 or step == total:
+                if save_now:
                     save(step)
                 if preemption.requested:
                     if last_saved != step:
@@ -366,7 +380,7 @@ def train_and_evaluate(
                     _say(f"preempted: checkpoint {ckpt.directory}/{step} written; exiting")
                     break
 
-                if step % int(config.eval_every_steps) == 0 or step == total:
+                if eval_now:
                     result = evaluate(
                         config, state, eval_step, body_model, mesh, make_eval_iterator
                     )

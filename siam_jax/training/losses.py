@@ -168,7 +168,8 @@ def compute_losses(
       input_size: network input size in pixels (normalises the 2D loss).
 
     Returns:
-      ``(total, terms)``; ``terms`` holds the unweighted value of each name in ``TERMS``.
+      ``(total, terms)``; ``terms`` holds the unweighted value of each name in ``TERMS`` whose
+      weight is not 0 (the others are not computed).
     """
     unknown = set(weights) - set(TERMS)
     if unknown:
@@ -185,35 +186,41 @@ def compute_losses(
         frame_mask = jnp.broadcast_to(bv[:, None], batch["center_heatmap"].shape[:2])
 
     smpl = outputs["pred_smpl_params"]
-    pred_rot = jnp.concatenate([smpl["global_orient"], smpl["body_pose"]], axis=-3)
-    pred_rot = pred_rot.astype(jnp.float32)
     pred_betas = smpl["betas"].astype(jnp.float32)
     pred_kp3d = outputs["pred_keypoints_3d"].astype(jnp.float32)
-    pred_kp2d = outputs["pred_keypoints_2d"].astype(jnp.float32)
-    pred_verts = outputs["pred_vertices"].astype(jnp.float32)
-    gt_verts, gt_pelvis = gt_mesh(batch, body_model)
-    gt_verts = jax.lax.stop_gradient(gt_verts)
-    gt_pelvis = jax.lax.stop_gradient(gt_pelvis)
 
-    terms = {
-        "center": center_focal_loss(outputs["center_heatmap"], batch["center_heatmap"], frame_mask),
-        "pose": rotmat_loss(pred_rot, gt_rotmats(batch), has_smpl),
-        "betas": betas_loss(pred_betas, batch["betas"].astype(jnp.float32), has_smpl),
-        "keypoints_3d": keypoints_3d_loss(
+    def pose():
+        pred_rot = jnp.concatenate([smpl["global_orient"], smpl["body_pose"]], axis=-3)
+        return rotmat_loss(pred_rot.astype(jnp.float32), gt_rotmats(batch), has_smpl)
+
+    def keypoints_2d():
+        pred_kp2d = outputs["pred_keypoints_2d"].astype(jnp.float32)
+        gt_kp2d = batch["joints_2d"].astype(jnp.float32)
+        return keypoints_2d_loss(pred_kp2d, gt_kp2d, batch["visibility"], has_2d, input_size)
+
+    def vertices():
+        gt_verts, gt_pelvis = jax.lax.stop_gradient(gt_mesh(batch, body_model))
+        pred_verts = outputs["pred_vertices"].astype(jnp.float32)
+        return vertices_loss(pred_verts, pred_kp3d[..., PELVIS, :], gt_verts, gt_pelvis, has_smpl)
+
+    term_fns = {
+        "center": lambda: center_focal_loss(
+            outputs["center_heatmap"], batch["center_heatmap"], frame_mask
+        ),
+        "pose": pose,
+        "betas": lambda: betas_loss(pred_betas, batch["betas"].astype(jnp.float32), has_smpl),
+        "keypoints_3d": lambda: keypoints_3d_loss(
             pred_kp3d, batch["joints_3d"].astype(jnp.float32), has_3d
         ),
-        "keypoints_2d": keypoints_2d_loss(
-            pred_kp2d,
-            batch["joints_2d"].astype(jnp.float32),
-            batch["visibility"],
-            has_2d,
-            input_size,
-        ),
-        "vertices": vertices_loss(
-            pred_verts, pred_kp3d[..., PELVIS, :], gt_verts, gt_pelvis, has_smpl
-        ),
-        "decorrelation": jnp.asarray(aux.get("fd_decorrelation", 0.0), jnp.float32),
-        "betas_prior": betas_prior_loss(pred_betas, valid),
+        "keypoints_2d": keypoints_2d,
+        "vertices": vertices,
+        "decorrelation": lambda: jnp.asarray(aux.get("fd_decorrelation", 0.0), jnp.float32),
+        "betas_prior": lambda: betas_prior_loss(pred_betas, valid),
     }
-    total = sum(float(weights.get(name, 0.0)) * value for name, value in terms.items())
+    # A term of weight 0 is neither computed nor returned, so it costs nothing: without the
+    # vertex term XLA drops the GT meshes and the predicted skinning, which nothing else reads.
+    terms = {n: fn() for n, fn in term_fns.items() if float(weights.get(n, 0.0)) != 0.0}
+    total = sum(
+        (float(weights[name]) * value for name, value in terms.items()), jnp.zeros((), jnp.float32)
+    )
     return total, terms

@@ -43,33 +43,71 @@ def _synthetic_names(config) -> list[str]:
     return names
 
 
+_DESCRIPTION_PREFIX = "built by the quickstart from config.data.synthetic: "
+
+
+def _synthetic_params(config) -> dict:
+    s = config.data.synthetic
+    return dict(
+        num_train=int(s.num_train),
+        num_validation=int(s.num_validation),
+        image_size=int(s.image_size),
+        max_people=int(s.max_people),
+        clip_len=int(s.clip_len),
+        seed=int(s.seed),
+        depth_range=[float(x) for x in s.depth_range],
+    )
+
+
+def _check_built_params(builder, params: dict) -> None:
+    """A dataset built earlier under this name must have the parameters asked for now: else the
+    run would silently train on other data. The parameters live in the config description."""
+    path = os.path.join(builder.data_dir, "dataset_info.json")
+    with open(path) as f:
+        description = json.load(f).get("configDescription", "")
+    built = (
+        json.loads(description[len(_DESCRIPTION_PREFIX) :])
+        if description.startswith(_DESCRIPTION_PREFIX)
+        else None
+    )
+    if built != params:
+        diff = (
+            {k: (built.get(k), v) for k, v in params.items() if built.get(k) != v}
+            if built is not None
+            else "unrecorded"
+        )
+        raise ValueError(
+            f"{builder.data_dir} holds siam_synthetic/{builder.builder_config.name} built with "
+            f"other parameters than config.data.synthetic (built, asked): {diff}. Delete that "
+            "folder to rebuild it, or give config.data.train/eval_dataset another config name."
+        )
+
+
 def build_synthetic(config, name: str) -> bool:
     """Builds ``name`` (``siam_synthetic[/config]``) into ``config.data.data_dir`` unless it is
     there; True when it built. A registered builder config (``default``, ``tiny``) keeps its own
-    sizes; any other config name takes them from ``config.data.synthetic``."""
+    sizes; any other config name takes them from ``config.data.synthetic``, and a dataset already
+    built under that name must have been built from the same values (else a ValueError)."""
     from siam_jax.data.builders.siam_synthetic.builder import SiamSynthetic, SiamSyntheticConfig
 
     cfg_name = name.partition("/")[2] or "default"
     registered = {c.name: c for c in SiamSynthetic.BUILDER_CONFIGS}
+    params = None
     if cfg_name in registered:
         builder_config = registered[cfg_name]
     else:
-        s = config.data.synthetic
+        params = _synthetic_params(config)
         builder_config = SiamSyntheticConfig(
             name=cfg_name,
-            description="built by the quickstart from config.data.synthetic",
-            num_train=int(s.num_train),
-            num_validation=int(s.num_validation),
-            image_size=int(s.image_size),
-            max_people=int(s.max_people),
-            clip_len=int(s.clip_len),
-            seed=int(s.seed),
-            depth_range=tuple(float(x) for x in s.depth_range),
+            description=_DESCRIPTION_PREFIX + json.dumps(params, sort_keys=True),
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},
         )
     builder = SiamSynthetic(
         config=builder_config, data_dir=config.data.data_dir, file_format="array_record"
     )
     if builder.is_prepared():
+        if params is not None:
+            _check_built_params(builder, params)
         return False
     builder.download_and_prepare()
     return True

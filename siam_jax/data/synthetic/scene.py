@@ -33,9 +33,11 @@ class SceneConfig:
 
 
 # Clothing: every vertex gets the colour of one garment slot, picked by its dominant LBS joint
-# (SMPL joint order, smplx/joint_names.py). Hair covers the back and the top of the head and the
-# face is skin, so a person's facing direction is visible, as it is in real images.
-SKIN, HAIR, SHIRT, SLEEVE, PANTS, LEG, SHOES = range(7)
+# (SMPL joint order, smplx/joint_names.py). The facing direction must be visible, as it is in real
+# images (faces, the fronts of clothes): hair covers the back and the top of the head and the face
+# (the front half, ears at the middle) is skin, hair contrasts with the skin, and the torso's
+# front shows an open jacket over a light T-shirt (a near-white front panel).
+SKIN, HAIR, SHIRT, SLEEVE, PANTS, LEG, SHOES, FRONT = range(8)
 _GARMENT_OF_JOINT = (
     PANTS, PANTS, PANTS, SHIRT, LEG, LEG, SHIRT, SHOES, SHOES, SHIRT, SHOES, SHOES,  # 0..11
     SKIN, SHIRT, SHIRT, SKIN, SHIRT, SHIRT, SLEEVE, SLEEVE, SKIN, SKIN, SKIN, SKIN,  # 12..23
@@ -57,29 +59,53 @@ def _body(seed: int):
     parts = np.argmax(np.asarray(model.weights), axis=1).astype(np.int32)  # dominant LBS joint
     garment = np.asarray(_GARMENT_OF_JOINT, np.int32)[parts]
     # Rest pose: y up, z forward (the subject faces +z). Hair: the head's vertices behind its
-    # front quarter or in its top fifth.
+    # front half or in its top fifth.
     vt = np.asarray(model.v_template)
     head = parts == _HEAD
     lo, hi = vt[head].min(0), vt[head].max(0)
-    face = vt[:, 2] > lo[2] + 0.75 * (hi[2] - lo[2])
+    face = vt[:, 2] > lo[2] + 0.5 * (hi[2] - lo[2])
     top = vt[:, 1] > lo[1] + 0.8 * (hi[1] - lo[1])
     garment[head & (~face | top)] = HAIR
+    # Front panel: the shirt's vertices in the front third of the torso, between the nipples'
+    # width (the central 40% of the torso's x extent), like an open jacket over another layer.
+    torso = garment == SHIRT
+    tlo, thi = vt[torso].min(0), vt[torso].max(0)
+    centre_x = 0.5 * (tlo[0] + thi[0])
+    front = vt[:, 2] > tlo[2] + 0.66 * (thi[2] - tlo[2])
+    central = np.abs(vt[:, 0] - centre_x) < 0.2 * (thi[0] - tlo[0])
+    garment[torso & front & central] = FRONT
     return model, parts, garment
 
 
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _contrasting(rng: np.random.Generator, palette: np.ndarray, against: np.ndarray) -> np.ndarray:
+    """One palette colour per row of ``against`` whose luma differs from it by >= 0.2 (else the
+    palette's most different colour)."""
+    gap = np.abs(_luma(palette)[None, :] - _luma(against)[:, None])  # [n p]
+    ok = gap >= 0.2
+    ok[~ok.any(1)] = gap[~ok.any(1)] == gap[~ok.any(1)].max(1, keepdims=True)
+    return np.stack([palette[rng.choice(np.flatnonzero(row))] for row in ok])
+
+
 def _outfits(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Per person the colour of each garment slot [n 7 3]: a skin tone and a hair tone from small
-    palettes, random shirt, trousers and shoes; short sleeves and shorts show skin."""
+    """Per person the colour of each garment slot [n 8 3]: a skin tone and a hair tone from small
+    palettes (hair contrasting with the skin), random shirt (the jacket), trousers and shoes, a
+    near-white front panel (the T-shirt under the open jacket); short sleeves and shorts show
+    skin."""
     skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES), size=n)] * rng.uniform(0.9, 1.1, (n, 1))
-    hair = _HAIR_TONES[rng.integers(len(_HAIR_TONES), size=n)]
+    hair = _contrasting(rng, _HAIR_TONES, skin)
     shirt = rng.uniform(0.05, 0.95, (n, 3))
     pants = rng.uniform(0.05, 0.8, (n, 3))
     shoes = rng.uniform(0.0, 0.4, (n, 3))
     sleeve = np.where(rng.random((n, 1)) < 0.5, shirt, skin)
     leg = np.where(rng.random((n, 1)) < 0.7, pants, skin)
-    return np.clip(np.stack([skin, hair, shirt, sleeve, pants, leg, shoes], 1), 0, 1).astype(
-        np.float32
-    )
+    # The inner layer: a light T-shirt (near-white, slightly tinted) under the open jacket.
+    front = rng.uniform(0.85, 1.0, (n, 1)) - rng.uniform(0.0, 0.1, (n, 3))
+    slots = [skin, hair, shirt, sleeve, pants, leg, shoes, front]
+    return np.clip(np.stack(slots, 1), 0, 1).astype(np.float32)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
