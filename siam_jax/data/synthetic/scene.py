@@ -86,7 +86,8 @@ def _contrasting(rng: np.random.Generator, palette: np.ndarray, against: np.ndar
     palette's most different colour)."""
     gap = np.abs(_luma(palette)[None, :] - _luma(against)[:, None])  # [n p]
     ok = gap >= 0.2
-    ok[~ok.any(1)] = gap[~ok.any(1)] == gap[~ok.any(1)].max(1, keepdims=True)
+    none = ~ok.any(1)
+    ok[none] = gap[none] == gap[none].max(1, keepdims=True)
     return np.stack([palette[rng.choice(np.flatnonzero(row))] for row in ok])
 
 
