@@ -58,6 +58,9 @@ def test_tfds_builder_roundtrip(tmp_path):
     assert (ex["image"] == ref["image"]).all()
 
 
+FACING_CFG = SceneConfig(image_size=96, max_people=1, clip_len=1, seed=0, depth_range=(3.0, 3.0))
+
+
 def _render_facing(monkeypatch, yaw: float) -> dict:
     """One person 3 m in front of the camera turned by ``yaw`` (0 = facing the camera)."""
     from siam_jax.data.synthetic import scene
@@ -73,8 +76,7 @@ def _render_facing(monkeypatch, yaw: float) -> dict:
         return p
 
     monkeypatch.setattr(scene, "_sequence", one_person)
-    cfg = SceneConfig(image_size=96, max_people=1, clip_len=1, seed=0, depth_range=(3.0, 3.0))
-    return generate_example(2, 0, cfg)
+    return generate_example(2, 0, FACING_CFG)
 
 
 def test_facing_direction_is_visible(monkeypatch):
@@ -92,7 +94,7 @@ def test_facing_direction_is_visible(monkeypatch):
     def panel_fraction(yaw):
         # Lambert shading scales colours, so compare chromaticities on the torso's pixels.
         ex = _render_facing(monkeypatch, yaw)
-        seq = scene._sequence(SceneConfig(image_size=96, max_people=1, clip_len=1), 0, 2)
+        seq = scene._sequence(FACING_CFG, 0, 2)  # the rendered person's own outfit
         shirt, front = seq["outfits"][0, scene.SHIRT], seq["outfits"][0, scene.FRONT]
         torso = np.isin(ex["_maps"]["part"], (3, 6, 9)) & (ex["_maps"]["person"] == 0)
         px = ex["image"][torso].astype(np.float64) + 1.0
