@@ -1,4 +1,4 @@
-"""Tests of siam_jax.metrics: closed forms, invariants and an independent numpy Procrustes."""
+"""siam_jax.evaluation.metrics: closed forms, invariants and an independent numpy Procrustes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siam_jax import metrics
+from siam_jax.evaluation import metrics
 
 
 def _numpy_procrustes(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:

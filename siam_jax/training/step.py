@@ -172,7 +172,7 @@ def make_eval_step(config, defs: ModelDefs, mesh):
     the masks ``mask_3d`` and ``mask_smpl`` [b t k]. Errors are pelvis-aligned on the 24 SMPL
     joints / all vertices.
     """
-    from siam_jax import metrics as metrics_lib
+    from siam_jax.evaluation import metrics as metrics_lib
 
     cdtype = compute_dtype_of(config)
 
