@@ -53,6 +53,11 @@ H36M_JOINT_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 H36M_TO_J17: tuple[int, ...] = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9)
 H36M_TO_J14: tuple[int, ...] = H36M_TO_J17[:14]
+# CRMH smpl_utils.py J24_TO_H36M: the SPIN/CRMH 24-joint superset (LSP-14 first, then neck
+# (LSP), head top, pelvis (MPII), thorax, spine, jaw, head (H36M), ...) -> H36M-17; index 14 of
+# the 24 is the pelvis, CRMH's root for CMU-Panoptic (PROTOCOLS.md section 3.2).
+J24_TO_H36M: tuple[int, ...] = (14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6)
+J24_PELVIS = 14
 # LSP-14 (SPIN constants.py J24 names [:14]; index 13 is the head top).
 LSP_JOINT_NAMES: tuple[str, ...] = (
     "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
@@ -153,6 +158,8 @@ __all__ = [
     "H36M_JOINT_NAMES",
     "H36M_TO_J14",
     "H36M_TO_J17",
+    "J24_PELVIS",
+    "J24_TO_H36M",
     "LSP_FLIP_PERM",
     "LSP_JOINT_NAMES",
     "NUM_BODY_JOINTS",
