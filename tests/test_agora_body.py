@@ -8,14 +8,10 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
+from siam_jax import body
 from siam_jax.evaluation import agora, agora_export
 from tests.test_agora import _project, gt_frame
-
-body = pytest.importorskip("siam_jax.body")
-if not hasattr(body, "make_procedural_body_model"):
-    pytest.skip("siam_jax.body has no procedural model yet", allow_module_level=True)
 
 
 def _smpl_person(model, seed):

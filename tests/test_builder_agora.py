@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-pytest.importorskip("pandas")
-
-from siam_jax.data import conversions as cv  # noqa: E402
-from tests import fixtures_official as fx  # noqa: E402
+from siam_jax.data import conversions as cv
+from tests import fixtures_official as fx
 
 # --------------------------------------------------------------------------- conversions
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from siam_jax.data import conversions as cv  # noqa: E402
-from siam_jax.data.builders import cmu_panoptic  # noqa: E402
-from tests import fixtures_official as fx  # noqa: E402
+from siam_jax.data import conversions as cv
+from siam_jax.data.builders import cmu_panoptic
+from tests import fixtures_official as fx
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ import pickle
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from siam_jax.data import conversions as cv  # noqa: E402
-from tests import fixtures_official as fx  # noqa: E402
+from siam_jax.data import conversions as cv
+from tests import fixtures_official as fx
 
 SEQ = "courtyard_backpack_00"  # a 3DPW-OCC sequence (ROMP PW3D_OCsubset), test split
 

@@ -12,12 +12,11 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from siam_jax.evaluation import runner  # noqa: E402
-from siam_jax.training import checkpointing  # noqa: E402
-from tests import fixtures_official as fx  # noqa: E402
+from siam_jax.evaluation import runner
+from siam_jax.training import checkpointing
+from tests import fixtures_official as fx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

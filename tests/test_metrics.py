@@ -139,7 +139,7 @@ def test_accel_error_closed_form():
 
 
 def test_shape_annotations_hold_under_beartype():
-    beartype = pytest.importorskip("beartype").beartype
+    from beartype import beartype
     from jaxtyping import jaxtyped
 
     a, b = jnp.ones((2, 5, 3)), jnp.zeros((2, 5, 3))

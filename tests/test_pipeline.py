@@ -8,9 +8,6 @@ import pytest
 
 from siam_jax.data import augment, clips, mixture, pipeline
 
-pytest.importorskip("tensorflow_datasets")
-pytest.importorskip("grain")
-
 # The batch contract of docs/architecture.md: key -> (trailing shape after [b t], dtype kind).
 CONTRACT = {
     "image": ((32, 32, 3), "f"),
@@ -125,8 +122,9 @@ def test_resume_is_exact(data_dir, rest_root):
 
 def test_orbax_checkpoint_roundtrip(data_dir, rest_root, tmp_path):
     """How the trainer saves the iterator: grain's Orbax handler inside a CheckpointManager."""
-    grain = pytest.importorskip("grain")
-    ocp = pytest.importorskip("orbax.checkpoint")
+    import grain
+    import orbax.checkpoint as ocp
+
     c = _config(data_dir)
     it = _it(c, rest_root)
     next(it)

@@ -1,7 +1,6 @@
 """siam_synthetic: ground-truth consistency, visibility vs render, determinism, TFDS round trip."""
 
 import numpy as np
-import pytest
 
 from siam_jax.data.synthetic import SceneConfig, generate_example
 
@@ -45,7 +44,8 @@ def test_deterministic_and_order_independent():
 
 
 def test_tfds_builder_roundtrip(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
+
     from siam_jax.data.builders.siam_synthetic.builder import SiamSynthetic
 
     b = SiamSynthetic(config="tiny", data_dir=str(tmp_path), file_format="array_record")
