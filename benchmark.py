@@ -2,24 +2,93 @@
 
 python benchmark.py --quick --out bench.json     # CPU: W32 frame at 256/512 + references
 python benchmark.py --out bench.json             # all configs, 256..768 (run it on a GPU)
+python benchmark.py --input_pipeline [--config configs/default.py] [--dataset SPEC --data_dir D]
+                                                 # training images/s of the Grain pipeline
+python benchmark.py --model_stats [--flops] [--out stats.json]   # params (+ FLOPs) per variant
+
+The library does the work (siam_jax.benchmarking); this script loads the configs and passes them
+in. ``--config.x=y`` overrides the input-pipeline config (e.g. ``--config.batch_size=16``,
+``--config.data.num_workers=4``).
 """
 
+import importlib
+import json
 from pathlib import Path
 
 from absl import app, flags
-
-from siam_jax.benchmarking.suite import run_suite, write_report
+from ml_collections import config_flags
 
 _QUICK = flags.DEFINE_bool("quick", False, "W32 frame at 256 and 512 plus the reference ratios.")
-_OUT = flags.DEFINE_string("out", "benchmark.json", "JSON path; .md and .png are written beside.")
+_OUT = flags.DEFINE_string("out", "", "JSON path (suite: .md and .png beside; default bench.json).")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per row (median reported).")
+_INPUT_PIPELINE = flags.DEFINE_bool("input_pipeline", False, "Time the training input pipeline.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config",
+    str(Path(__file__).resolve().parent / "configs" / "default.py"),
+    "--input_pipeline: the experiment config file.",
+)
+_DATASET = flags.DEFINE_string(
+    "dataset", "", "--input_pipeline: dataset spec; default: build a small siam_synthetic config."
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "--input_pipeline: TFDS data_dir of --dataset.")
+_NUM_BATCHES = flags.DEFINE_integer("num_batches", 10, "--input_pipeline: batches timed.")
+_MODEL_STATS = flags.DEFINE_bool("model_stats", False, "Parameter counts of the poster variants.")
+_FLOPS = flags.DEFINE_bool("flops", False, "--model_stats: also compile and count FLOPs.")
+
+
+def _get_config(name: str):
+    return importlib.import_module(f"configs.{name}").get_config
+
+
+def _input_pipeline() -> None:
+    from siam_jax.benchmarking.input_pipeline import benchmark_input_pipeline
+
+    result = benchmark_input_pipeline(
+        _CONFIG.value,
+        dataset=_DATASET.value,
+        data_dir=_DATA_DIR.value,
+        num_batches=_NUM_BATCHES.value,
+    )
+    print(json.dumps(result, indent=2))
+    if _OUT.value:
+        from siam_jax.common.files import write_json
+
+        write_json(_OUT.value, result)
+
+
+def _model_stats() -> None:
+    from siam_jax.benchmarking import model_stats
+
+    names = ("w32_frame", "w32_video", "w48_frame", "w48_video")
+    rows = model_stats.collect({n: _get_config(n) for n in names}, _FLOPS.value)
+    if _OUT.value:
+        from siam_jax.common.files import write_json
+
+        write_json(_OUT.value, rows, indent=1)
+
+
+def _suite() -> None:
+    from siam_jax.benchmarking import suite
+
+    settings = suite.QUICK_CONFIGS if _QUICK.value else suite.FULL_CONFIGS
+    configs = {name: _get_config(name)() for name, _ in settings}
+    report = suite.run_suite(configs, quick=_QUICK.value, repeats=_REPEATS.value)
+    out = Path(_OUT.value or "benchmark.json")
+    suite.write_report(report, out)
+    print(out.with_suffix(".md").read_text())
 
 
 def main(argv):
-    del argv
-    report = run_suite(quick=_QUICK.value, repeats=_REPEATS.value)
-    write_report(report, Path(_OUT.value))
-    print(Path(_OUT.value).with_suffix(".md").read_text())
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _INPUT_PIPELINE.value and _MODEL_STATS.value:
+        raise app.UsageError("--input_pipeline and --model_stats are separate runs: pass one")
+    if _INPUT_PIPELINE.value:
+        _input_pipeline()
+    elif _MODEL_STATS.value:
+        _model_stats()
+    else:
+        _suite()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from siam_jax.body import RestRoot
 from siam_jax.data import augment, schema
 
 _M = np.diag([-1.0, 1.0, 1.0])
@@ -79,7 +80,7 @@ PARAMS = [
 @pytest.mark.parametrize("params", PARAMS, ids=range(len(PARAMS)))
 def test_reposed_smpl_and_projection_match_augmented_joints(body_model, pose_fn, params):
     persons = _make_persons(pose_fn, K)
-    rest = augment.RestRoot.from_body_model(body_model)
+    rest = RestRoot.from_body_model(body_model)
     image = np.zeros((240, 320, 3), np.uint8)
     _, k2, p2 = augment.augment_frame(image, K, persons, params, 128, rest)
     _, j_reposed = pose_fn(p2)
@@ -90,24 +91,10 @@ def test_reposed_smpl_and_projection_match_augmented_joints(body_model, pose_fn,
     assert np.max(np.abs(proj - p2["joints_2d"])) < 0.01  # and in fact to rounding
 
 
-def test_rest_root_matches_body_model(body_model, pose_fn):
-    rng = np.random.default_rng(3)
-    betas = rng.normal(0, 1, (4, 10)).astype(np.float32)
-    p = {
-        "betas": betas,
-        "body_pose": np.zeros((4, 23, 3)),
-        "global_orient": np.zeros((4, 3)),
-        "transl": np.zeros((4, 3)),
-    }
-    _, joints = pose_fn(p)
-    root = augment.RestRoot.from_body_model(body_model)(betas)
-    np.testing.assert_allclose(root, joints[:, 0], atol=1e-5)
-
-
 def test_flip_twice_is_identity(body_model, pose_fn):
     k = np.array([[200.0, 0, 60.0], [0, 205.0, 66.0], [0, 0, 1]], np.float32)
     persons = _make_persons(pose_fn, k, seed=1)
-    rest = augment.RestRoot.from_body_model(body_model)
+    rest = RestRoot.from_body_model(body_model)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
     flip = augment.AugmentParams(flip=True)
@@ -132,7 +119,7 @@ def test_flip_twice_is_identity(body_model, pose_fn):
 def test_flipped_mesh_is_the_mirror_of_the_original(body_model, pose_fn):
     sym = np.asarray(body_model.sym_idx)
     persons = _make_persons(pose_fn, K, seed=2)
-    rest = augment.RestRoot.from_body_model(body_model)
+    rest = RestRoot.from_body_model(body_model)
     image = np.zeros((240, 320, 3), np.uint8)
     # Output size = width and no zoom, so the flip is the only change of the 3D frame.
     tr = augment.frame_transform(image.shape[:2], K, augment.AugmentParams(flip=True), 320)
@@ -147,7 +134,7 @@ def test_flipped_mesh_is_the_mirror_of_the_original(body_model, pose_fn):
 def test_image_moves_with_the_joints(body_model, pose_fn):
     """A dot painted at a joint's pixel lands at the augmented joint's pixel."""
     persons = _make_persons(pose_fn, K, n=1, seed=4)
-    rest = augment.RestRoot.from_body_model(body_model)
+    rest = RestRoot.from_body_model(body_model)
     u, v = np.round(persons["joints_2d"][0, 0]).astype(int)
     assert 2 <= u < 318 and 2 <= v < 238, "fixture joint must be in the image"
     persons["joints_2d"][0, 0] = (u, v)  # exactly on a pixel centre

@@ -100,3 +100,39 @@ def test_finite_gradients_at_zero():
     np.testing.assert_allclose(np.asarray(g3), np.ones(3), atol=1e-6)
     six = R.matrix_to_rot6d(jnp.eye(3))
     assert np.all(np.isfinite(jax.jacobian(R.rot6d_to_matrix)(six)))
+
+
+def test_host_arrays_stay_numpy_and_match_scipy_in_float64():
+    """numpy in, numpy out (no JAX dispatch in host code), float64 kept, same rotations as scipy."""
+    rng = np.random.default_rng(0)
+    aa = np.concatenate([rng.normal(size=(40, 3)) * 1.2, rng.normal(size=(10, 3)) * 1e-5])
+    mat = R.axis_angle_to_matrix(aa)
+    assert type(mat) is np.ndarray and mat.dtype == np.float64
+    np.testing.assert_allclose(mat, Rotation.from_rotvec(aa).as_matrix(), atol=1e-12)
+    back = R.matrix_to_axis_angle(mat)
+    assert type(back) is np.ndarray
+    np.testing.assert_allclose(back, Rotation.from_matrix(mat).as_rotvec(), atol=1e-12)
+    six = R.matrix_to_rot6d(mat)
+    assert type(six) is np.ndarray
+    np.testing.assert_allclose(R.rot6d_to_matrix(six), mat, atol=1e-12)
+    # The JAX path is the same formula: equal numbers in float32.
+    a32 = aa.astype(np.float32)
+    np.testing.assert_allclose(
+        R.axis_angle_to_matrix(a32), np.asarray(R.axis_angle_to_matrix(jnp.asarray(a32))), atol=1e-6
+    )
+    # Lists and integers are host input too.
+    quarter = R.axis_angle_to_matrix([0, 0, 0])
+    assert type(quarter) is np.ndarray and quarter.dtype == np.float64
+    np.testing.assert_array_equal(quarter, np.eye(3))
+
+
+def test_float64_round_trip_including_near_pi():
+    """The host (numpy float64) path the dataset builders use, to 1e-9."""
+    rng = np.random.default_rng(1)
+    aa = rng.normal(size=(200, 3))
+    aa[:3] = [[np.pi - 1e-6, 0, 0], [0, 0, 1e-9], [0, 0, 0]]
+    rot = R.axis_angle_to_matrix(aa)
+    np.testing.assert_allclose(R.axis_angle_to_matrix(R.matrix_to_axis_angle(rot)), rot, atol=1e-9)
+    np.testing.assert_allclose(
+        rot @ np.swapaxes(rot, -1, -2), np.broadcast_to(np.eye(3), rot.shape), atol=1e-12
+    )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from siam_jax.body import joint_sets
 from siam_jax.data import conversions as cv
 from siam_jax.data.builders import cmu_panoptic
 from tests import fixtures_official as fx
@@ -39,7 +40,7 @@ def test_h36m_joints_order_visibility_and_flags(built):
     truth, _, examples, _ = built
     ann = truth["annotations"]["160422_haggling1-00_16"][1]
     persons = examples[1]["persons"]
-    idx = list(cv.J24_TO_H36M)
+    idx = list(joint_sets.J24_TO_H36M)
     np.testing.assert_allclose(persons["joints_h36m_3d"], ann["kpts3d"][:, idx, :3], atol=1e-6)
     np.testing.assert_array_equal(persons["h36m_visibility"], ann["kpts3d"][:, idx, 3] > 0)
     # H36M joint 0 (pelvis) is superset joint 14 (CRMH J24_TO_H36M[0]).
@@ -52,7 +53,7 @@ def test_h36m_joints_order_visibility_and_flags(built):
 def test_fitted_intrinsics_reproject_2d_within_half_pixel(built):
     truth, _, examples, _ = built
     np.testing.assert_allclose(examples[0]["intrinsics"], truth["intrinsics"], atol=1e-2)
-    idx = list(cv.J24_TO_H36M)
+    idx = list(joint_sets.J24_TO_H36M)
     for ex in examples:
         ann = truth["annotations"][ex["sequence_id"]][0]
         if int(ex["frame_index"]) not in (2000, 500):

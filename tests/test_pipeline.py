@@ -30,7 +30,7 @@ CONTRACT = {
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from siam_jax.benchmarking import pipeline as fixture
+    from tests import pipeline_fixture as fixture
 
     d = str(tmp_path_factory.mktemp("tfds"))
     fixture.build_fixture(d, "a")  # 4 sequences x 5 frames, SMPL people, 64x48 images
@@ -42,7 +42,7 @@ def data_dir(tmp_path_factory):
 def rest_root():
     from siam_jax import body
 
-    return augment.RestRoot.from_body_model(body.make_procedural_body_model(seed=0))
+    return body.RestRoot.from_body_model(body.make_procedural_body_model(seed=0))
 
 
 def _config(data_dir, **over):
@@ -256,3 +256,34 @@ def test_missing_dataset_is_named(data_dir, rest_root):
     c.data.train = [("no_such_dataset", 1.0)]
     with pytest.raises(ValueError, match="no_such_dataset"):
         _it(c, rest_root)
+
+
+@pytest.fixture
+def parsed_flags():
+    """absl flags parsed for the test (as absl.app.run does in the entry scripts), then unparsed
+    again."""
+    from absl import flags
+
+    was_parsed = flags.FLAGS.is_parsed()
+    if not was_parsed:
+        flags.FLAGS(["pytest"])
+    yield
+    if not was_parsed:
+        flags.FLAGS.unparse_flags()
+
+
+def test_worker_processes_give_the_in_process_batches(data_dir, rest_root, parsed_flags):
+    in_process = _it(_config(data_dir), rest_root)
+    expected = [next(in_process) for _ in range(3)]
+    it = _it(_config(data_dir, **{"data.num_workers": 2}), rest_root)
+    for e in expected:
+        _assert_equal_batches(next(it), e)
+
+
+def test_worker_processes_outside_an_absl_app_name_the_fix(data_dir, rest_root):
+    from absl import flags
+
+    if flags.FLAGS.is_parsed():
+        pytest.skip("flags were parsed by the caller of this test session")
+    with pytest.raises(RuntimeError, match=r"absl\.flags\.FLAGS\(sys\.argv\[:1\]\)"):
+        _it(_config(data_dir, **{"data.num_workers": 2}), rest_root)

@@ -35,7 +35,7 @@ def _tiny_config(**overrides):
 def test_real_model_real_pipeline_end_to_end(tmp_path):
     """configs/tiny.py SIAM, the Grain pipeline over a TFDS fixture in the official schema, the
     procedural body: two train steps, a checkpoint with the Grain state, an evaluation."""
-    from siam_jax.benchmarking import pipeline as fixture
+    from tests import pipeline_fixture as fixture
 
     data_dir = str(tmp_path / "data")
     fixture.build_fixture(data_dir, "a")  # 20 frames of procedural people, 64x48

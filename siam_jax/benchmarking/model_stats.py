@@ -1,6 +1,9 @@
 """Parameter counts and forward FLOPs of the poster's model variants (the table in docs/model.md).
 
-    python -m siam_jax.benchmarking.model_stats [--flops] [--out stats.json]
+    python benchmark.py --model_stats [--flops] [--out stats.json]
+
+The entry script passes the configs in (``{name: get_config}`` of configs/w32_frame.py etc.;
+``get_config(ablation)`` with ablation in ``ROWS``): the library never imports ``configs``.
 
 Parameter counts come from an abstract init (``nnx.eval_shape``: no memory, seconds). FLOPs are
 XLA's cost analysis of the jitted forward (batch 1, eval mode, inference path) at 512x512,
@@ -9,10 +12,9 @@ per clip; lowering and compiling full HRNet-W48 on CPU takes a minute or two per
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,17 +22,6 @@ import numpy as np
 from flax import nnx
 
 ROWS = ("base", "sia", "fd", "full")
-
-
-def _configs():
-    from configs import w32_frame, w32_video, w48_frame, w48_video
-
-    return {
-        "w32_frame": w32_frame,
-        "w32_video": w32_video,
-        "w48_frame": w48_frame,
-        "w48_video": w48_video,
-    }
 
 
 def count_params(model_cfg) -> dict[str, int]:
@@ -63,31 +54,16 @@ def forward_flops(model_cfg, batch: int = 1) -> float:
     return compiled_flops(jax.jit(forward).lower(state, images).compile())
 
 
-def collect(with_flops: bool) -> list[dict]:
+def collect(get_configs: Mapping[str, Callable[[str], Any]], with_flops: bool) -> list[dict]:
+    """One row per (config, ablation): parameter counts, and GFLOPs at 512 of the frame configs'
+    Base and full rows when ``with_flops`` (compiles; minutes on CPU)."""
     rows = []
-    for name, module in _configs().items():
+    for name, get_config in get_configs.items():
         for row in ROWS:
-            cfg = module.get_config(row).model
+            cfg = get_config(row).model
             entry = {"config": name, "ablation": row, "params": count_params(cfg)}
             if with_flops and name.endswith("frame") and row in ("base", "full"):
                 entry["gflops_512"] = forward_flops(cfg) / 1e9
             rows.append(entry)
             print(json.dumps(entry), flush=True)
     return rows
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flops", action="store_true", help="also compile and count FLOPs")
-    parser.add_argument("--out", default="", help="write the rows as JSON here")
-    args = parser.parse_args()
-    rows = collect(args.flops)
-    if args.out:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)) or ".")
-        with os.fdopen(fd, "w") as f:
-            json.dump(rows, f, indent=1)
-        os.replace(tmp, args.out)
-
-
-if __name__ == "__main__":
-    main()

@@ -34,6 +34,51 @@ def _time_torch(fn, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _smplx_reference(model):
+    """smplx.SMPL on the same weights (the model saved in smplx's layout), or None when smplx or
+    torch is not installed."""
+    try:
+        import smplx
+        import torch
+    except ImportError:
+        return None
+    from siam_jax import body
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.npz")
+        body.save_body_model(model, path)
+        with np.load(path) as z:
+            data = {k: z[k] for k in z.files}
+    return smplx.SMPL(model_path=path, data_struct=_Struct(**data), num_betas=10)
+
+
+def _reference_row(ref, forward, model, inputs, args, reps: int, t_jax: float) -> dict:
+    """smplx's time on the same inputs, the speed-up, and the largest differences (metres)."""
+    import torch
+
+    betas, pose, transl = inputs
+    b = betas.shape[0]
+    tb, tp, tg, tt = (torch.from_numpy(x) for x in (betas, pose[:, 1:].reshape(b, 69),
+                                                     pose[:, 0], transl))  # fmt: skip
+
+    def run_ref():
+        with torch.no_grad():
+            return ref(betas=tb, body_pose=tp, global_orient=tg, transl=tt)
+
+    t_ref = _time_torch(run_ref, warmup=2, repeats=reps)
+    out_ref, out = run_ref(), forward(model, *args)
+    return {
+        "smplx_s": t_ref,
+        "smplx_meshes_per_s": b / t_ref,
+        "speedup": t_ref / t_jax,
+        "max_vertex_err_m": float(
+            np.abs(np.asarray(out.vertices) - out_ref.vertices.numpy()).max()
+        ),
+        "max_joint_err_m": float(np.abs(np.asarray(out.joints45) - out_ref.joints.numpy()).max()),
+    }
+
+
 def benchmark_smpl(
     batch_sizes: tuple[int, ...] = (1, 64, 512), repeats: int = 10, seed: int = 0
 ) -> dict:
@@ -44,22 +89,13 @@ def benchmark_smpl(
     forward = jax.jit(lambda m, b, p, g, t: m(b, p, g, t))
     rng = np.random.default_rng(seed)
     results: dict = {"device": str(jax.devices()[0]), "batches": {}}
-    try:
-        import smplx
-        import torch
-    except ImportError:
-        smplx = torch = None
+    ref = _smplx_reference(model)
+    if ref is None:
         results["smplx"] = "not installed: JAX timings only"
-    ref = None
-    if smplx is not None:
-        torch.set_num_threads(os.cpu_count() or 1)
+    else:
+        import torch
+
         results["torch_threads"] = torch.get_num_threads()
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "model.npz")
-            body.save_body_model(model, path)
-            with np.load(path) as z:
-                data = {k: z[k] for k in z.files}
-        ref = smplx.SMPL(model_path=path, data_struct=_Struct(**data), num_betas=10)
     for b in batch_sizes:
         betas = rng.normal(size=(b, 10)).astype(np.float32)
         pose = (0.5 * rng.normal(size=(b, 24, 3))).astype(np.float32)
@@ -69,26 +105,8 @@ def benchmark_smpl(
         t_jax = time_call(lambda a=args: forward(model, *a), warmup=2, repeats=reps)["median_s"]
         row = {"jax_s": t_jax, "jax_meshes_per_s": b / t_jax}
         if ref is not None:
-            tb, tp, tg, tt = (torch.from_numpy(x) for x in (betas, pose[:, 1:].reshape(b, 69),
-                                                             pose[:, 0], transl))  # fmt: skip
-
-            def run_ref(tb=tb, tp=tp, tg=tg, tt=tt):
-                with torch.no_grad():
-                    return ref(betas=tb, body_pose=tp, global_orient=tg, transl=tt)
-
-            t_ref = _time_torch(run_ref, warmup=2, repeats=reps)
-            out_ref = run_ref()
-            out = forward(model, *args)
             row.update(
-                smplx_s=t_ref,
-                smplx_meshes_per_s=b / t_ref,
-                speedup=t_ref / t_jax,
-                max_vertex_err_m=float(
-                    np.abs(np.asarray(out.vertices) - out_ref.vertices.numpy()).max()
-                ),
-                max_joint_err_m=float(
-                    np.abs(np.asarray(out.joints45) - out_ref.joints.numpy()).max()
-                ),
+                _reference_row(ref, forward, model, (betas, pose, transl), args, reps, t_jax)
             )
         results["batches"][b] = row
     return results

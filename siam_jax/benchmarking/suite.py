@@ -2,26 +2,29 @@
 
 All figures of one report are measured in one process, one after the other, so that ratios
 (JAX vs the PyTorch references, achieved vs peak FLOP/s) are comparable on a noisy machine.
+The entry script passes the configs in (``QUICK_CONFIGS`` / ``FULL_CONFIGS`` name the ones it
+loads): the library never imports ``configs``.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 import platform
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import jax
+import ml_collections
 from absl import logging
+
+from siam_jax.common.files import atomic_path, write_json, write_text
 
 FULL_RESOLUTIONS = (256, 384, 512, 640, 768)
 QUICK_RESOLUTIONS = (256, 512)
-
-
-def _load_config(name: str):
-    return importlib.import_module(f"configs.{name}").get_config()
+# (config name, mode) of the report's rows, in order.
+QUICK_CONFIGS = (("w32_frame", "frame"),)
+FULL_CONFIGS = (("w32_frame", "frame"), ("w32_video", "video"), ("w48_frame", "frame"),
+                ("w48_video", "video"))  # fmt: skip
 
 
 def machine_description() -> str:
@@ -41,29 +44,26 @@ def _references_installed() -> bool:
     return True
 
 
-def run_suite(*, quick: bool, repeats: int = 5) -> dict:
+def run_suite(
+    configs: Mapping[str, ml_collections.ConfigDict], *, quick: bool, repeats: int = 5
+) -> dict:
+    """The report: ``configs`` maps each name of ``QUICK_CONFIGS`` (``quick``) or
+    ``FULL_CONFIGS`` to its experiment config."""
     from siam_jax.benchmarking.model import benchmark_siam
     from siam_jax.benchmarking.peak import measure_matmul_peak
 
+    settings = QUICK_CONFIGS if quick else FULL_CONFIGS
+    missing = [name for name, _ in settings if name not in configs]
+    if missing:
+        raise ValueError(f"run_suite needs the configs {missing} (have {sorted(configs)})")
     report: dict = {"machine": machine_description(), "quick": quick, "rows": []}
     peak = measure_matmul_peak()
     report["matmul_peak_gflops_per_s"] = peak / 1e9
-    settings = (
-        [("w32_frame", "frame")]
-        if quick
-        else [
-            ("w32_frame", "frame"),
-            ("w32_video", "video"),
-            ("w48_frame", "frame"),
-            ("w48_video", "video"),
-        ]
-    )
     resolutions = QUICK_RESOLUTIONS if quick else FULL_RESOLUTIONS
     for config_name, mode in settings:
-        config = _load_config(config_name)
         for resolution in resolutions:
             logging.info("benchmarking %s at %d", config_name, resolution)
-            row = benchmark_siam(config.model, resolution, repeats=repeats)
+            row = benchmark_siam(configs[config_name].model, resolution, repeats=repeats)
             row.update(config=config_name, mode=mode)
             row["fraction_of_peak"] = row["achieved_gflops_per_s"] * 1e9 / peak
             report["rows"].append(row)
@@ -143,17 +143,8 @@ def plot_fps(report: dict, path: Path) -> None:
 
 def write_report(report: dict, out: Path) -> None:
     """Writes ``out`` (JSON), ``out`` with .md (table) and .png (plot), each atomically."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, write in (
-        (".json", lambda f: f.write(json.dumps(report, indent=2, sort_keys=True))),
-        (".md", lambda f: f.write(markdown_table(report))),
-    ):
-        target = out.with_suffix(suffix)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".bench.", suffix=suffix)
-        with os.fdopen(fd, "w") as f:
-            write(f)
-        os.replace(tmp, target)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".bench.", suffix=".png")
-    os.close(fd)
-    plot_fps(report, Path(tmp))
-    os.replace(tmp, out.with_suffix(".png"))
+    out = Path(out)
+    write_json(out.with_suffix(".json"), report)
+    write_text(out.with_suffix(".md"), markdown_table(report))
+    with atomic_path(out.with_suffix(".png")) as tmp:
+        plot_fps(report, Path(tmp))

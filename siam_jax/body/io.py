@@ -12,29 +12,34 @@ from __future__ import annotations
 import io as _io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from siam_jax.body import joint_sets
 from siam_jax.body.model import BodyModel, body_model_from_arrays
+from siam_jax.common.files import atomic_path
 
 SMPL_SOURCE = "https://smpl.is.tue.mpg.de"
-_GENDERS = ("neutral", "male", "female")
+# SMPL's three models; a gender's index here is its code in the dataset schema (schema.GENDERS).
+GENDERS = ("neutral", "male", "female")
 # smplx.SMPL keys (PROTOCOLS.md 5.2); `f` holds the faces.
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights",
                  "kintree_table", "f")  # fmt: skip
 
 
-class _ChumpyStandIn:
-    """Inert replacement for chumpy classes: records the pickled state, runs nothing."""
+class _StandIn:
+    """Inert replacement for a pickled class: records the pickled state, runs nothing."""
 
     def __init__(self, *args, **kwargs):
         self.state = None
 
     def __setstate__(self, state):
         self.state = state
+
+
+class _ChumpyStandIn(_StandIn):
+    """For chumpy classes; its array is the ``x`` (or ``a``) of the state."""
 
     def to_array(self, key: str) -> np.ndarray:
         state = self.state
@@ -48,14 +53,8 @@ class _ChumpyStandIn:
         )
 
 
-class _SparseStandIn:
-    """Inert replacement for scipy.sparse matrices; densified from its pickled fields."""
-
-    def __init__(self, *args, **kwargs):
-        self.state = None
-
-    def __setstate__(self, state):
-        self.state = state
+class _SparseStandIn(_StandIn):
+    """For scipy.sparse matrices; densified from its pickled fields."""
 
     def to_array(self, key: str) -> np.ndarray:
         st = self.state if isinstance(self.state, dict) else {}
@@ -124,7 +123,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _plain(value, key: str):
-    if isinstance(value, (_ChumpyStandIn, _SparseStandIn)):
+    if isinstance(value, _StandIn):
         return value.to_array(key)
     return value
 
@@ -189,8 +188,8 @@ def _arrays_from_smplx_dict(data: dict, source: str, num_betas: int) -> dict[str
 
 
 def _resolve_path(path: Path, gender: str) -> Path:
-    if gender not in _GENDERS:
-        raise ValueError(f"gender must be one of {_GENDERS}, got {gender!r}")
+    if gender not in GENDERS:
+        raise ValueError(f"gender must be one of {GENDERS}, got {gender!r}")
     names = [f"SMPL_{gender.upper()}.{ext}" for ext in ("npz", "pkl")]
     if path.is_dir():
         for n in names:
@@ -235,8 +234,11 @@ def load_body_model(
     if file.suffix == ".pkl":
         data = read_smpl_pickle(file)
     elif file.suffix == ".npz":
-        with np.load(file, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+        try:
+            with np.load(file, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(f"{source}: unreadable .npz body model: {err}") from err
     else:
         raise ValueError(f"{source}: unknown SMPL model format (expected .pkl or .npz)")
     arrays = _arrays_from_smplx_dict(data, source, num_betas)
@@ -266,18 +268,12 @@ def save_body_model(model: BodyModel, path: str | os.PathLike) -> None:
         arrays["h36m_regressor"] = np.asarray(model.h36m_regressor)
     if model.sym_idx is not None:
         arrays["sym_idx"] = np.asarray(model.sym_idx)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # a file object: numpy adds no ".npz" to the name
 
 
 __all__ = [
+    "GENDERS",
     "SMPL_SOURCE",
     "RestrictedUnpickler",
     "load_body_model",

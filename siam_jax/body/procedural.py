@@ -14,6 +14,7 @@ reproduces the joint). The right side is the exact mirror of the left; `sym_idx`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -162,162 +163,182 @@ def _chain_weights(param, joint_ts, joints, half_width) -> dict[int, np.ndarray]
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _build_arrays(seed: int) -> dict[str, np.ndarray]:
-    names = joint_sets.SMPL_JOINT_NAMES
-    jidx = {n: i for i, n in enumerate(names)}
-    mirror = np.array([-1.0, 1.0, 1.0])
-    joints = np.zeros((24, 3))
-    for n, p in _J.items():
-        joints[jidx[n]] = p
-        if n.startswith("left_"):
-            joints[jidx["right_" + n[5:]]] = np.array(p) * mirror
+_JIDX = {n: i for i, n in enumerate(joint_sets.SMPL_JOINT_NAMES)}
+_MIRROR = np.array([-1.0, 1.0, 1.0])
+_TRUNK_JOINTS = ("pelvis", "spine1", "spine2", "spine3", "neck", "head")
+_ARM_JOINTS = ("left_collar", "left_shoulder", "left_elbow", "left_wrist", "left_hand")
+_LEG_JOINTS = ("left_hip", "left_knee", "left_ankle")
+_LEG_TS = (0.33, 0.72, 1.11)  # hip, knee, ankle along the leg axis (about -y)
+# The leg axis runs down through the hip, slightly outwards towards the ankle.
+_LEG_AXIS = np.array([0.015 / 0.78, -1.0, 0.0])
+_LEG_ORIGIN = np.array(_J["left_hip"]) - 0.33 * _LEG_AXIS
+# Mesh parts in vertex order: (name, tube, mirrored to the right side).
+_PARTS = (("trunk", "trunk", False), ("larm", "arm", False), ("rarm", "arm", True),
+          ("lleg", "leg", False), ("rleg", "leg", True), ("lfoot", "foot", False),
+          ("rfoot", "foot", True))  # fmt: skip
 
+
+def _tubes() -> dict[str, _Tube]:
+    """The four tube shapes (left side); the right limbs are their mirror images."""
     ex, ey, ez = np.eye(3)
-    trunk_j = ["pelvis", "spine1", "spine2", "spine3", "neck", "head"]
     trunk = _Tube((0, 0, 0), ey, ex, ez, _TRUNK_RANGE, _TRUNK_PROFILE, *_TRUNK,
-                  [_J[n][1] for n in trunk_j] + [0.20, -0.33, 0.44])  # fmt: skip
-    arm_j = ["left_collar", "left_shoulder", "left_elbow", "left_wrist", "left_hand"]
+                  [_J[n][1] for n in _TRUNK_JOINTS] + [0.20, -0.33, 0.44])  # fmt: skip
     arm = _Tube((0, 0.20, 0), ex, ey, ez, _ARM_RANGE, _ARM_PROFILE, *_ARM,
-                [_J[n][0] for n in arm_j])  # fmt: skip
-    leg_j = ["left_hip", "left_knee", "left_ankle"]
-    # The leg axis runs down through the hip, slightly outwards towards the ankle; the
-    # parameter t along it is about -y.
-    leg_axis = np.array([0.015 / 0.78, -1.0, 0.0])
-    leg_origin = np.array(_J["left_hip"]) - 0.33 * leg_axis
-    leg = _Tube(leg_origin, leg_axis, ex, ez, _LEG_RANGE, _LEG_PROFILE, *_LEG,
-                [0.33, 0.72, 1.11])  # fmt: skip
+                [_J[n][0] for n in _ARM_JOINTS])  # fmt: skip
+    leg = _Tube(_LEG_ORIGIN, _LEG_AXIS, ex, ez, _LEG_RANGE, _LEG_PROFILE, *_LEG,
+                list(_LEG_TS))  # fmt: skip
     foot = _Tube((0.10, _FOOT_Y, 0.0), ez, ex, ey, _FOOT_RANGE, _FOOT_PROFILE, *_FOOT,
                  [0.0, 0.11])  # fmt: skip
-    # Snap the leg/foot joints onto their centre lines (ankle and foot joints on the foot axis).
-    for n, t in zip(leg_j, [0.33, 0.72, 1.11], strict=True):
-        joints[jidx[n]] = leg_origin + t * leg_axis
-    joints[jidx["left_foot"]] = (0.10, _FOOT_Y, 0.11)
-    for n in ("right_hip", "right_knee", "right_ankle", "right_foot"):
-        joints[jidx[n]] = joints[jidx["left_" + n[6:]]] * mirror
+    return {"trunk": trunk, "arm": arm, "leg": leg, "foot": foot}
 
-    parts = [("trunk", trunk, False), ("larm", arm, False), ("rarm", arm, True),
-             ("lleg", leg, False), ("rleg", leg, True), ("lfoot", foot, False),
-             ("rfoot", foot, True)]  # fmt: skip
-    offsets, verts, faces, centres = {}, [], [], []
+
+@dataclasses.dataclass(frozen=True)
+class _Mesh:
+    """The assembled tubes: part -> (tube, first vertex index), and the whole mesh's arrays."""
+
+    tubes: dict[str, _Tube]  # by part name
+    offsets: dict[str, int]  # by part name
+    v_template: np.ndarray  # [v 3]
+    centre: np.ndarray  # [v 3] each vertex's point on its tube's centre line
+    faces: np.ndarray  # [f 3]
+    sym: np.ndarray  # [v] mirror vertex
+
+    def rows(self, part: str) -> slice:
+        return slice(self.offsets[part], self.offsets[part] + len(self.tubes[part].vertices))
+
+    def ring(self, part: str, t: float) -> np.ndarray:
+        return self.tubes[part].ring(t) + self.offsets[part]
+
+
+def _assemble(shapes: dict[str, _Tube]) -> _Mesh:
+    tubes, offsets, verts, faces, centres = {}, {}, [], [], []
     start = 0
-    for name, tube, mirrored in parts:
-        offsets[name] = start
-        v = tube.vertices * mirror if mirrored else tube.vertices
-        c = tube.centres * mirror if mirrored else tube.centres
+    for name, shape, mirrored in _PARTS:
+        tube = shapes[shape]
+        tubes[name], offsets[name] = tube, start
+        verts.append(tube.vertices * _MIRROR if mirrored else tube.vertices)
+        centres.append(tube.centres * _MIRROR if mirrored else tube.centres)
         f = tube.faces[:, ::-1] if mirrored else tube.faces
         extra = [] if name == "trunk" else [tube.hidden_faces()]
-        verts.append(v)
-        centres.append(c)
         faces.append(np.concatenate([f, *extra]) + start)
-        start += len(v)
-    v_template = np.concatenate(verts)
-    centre = np.concatenate(centres)
-    f = np.concatenate(faces)
-    nv = len(v_template)
-    assert nv == NUM_VERTICES and len(f) == NUM_FACES, (nv, len(f))
-
+        start += len(tube.vertices)
+    v_template, f = np.concatenate(verts), np.concatenate(faces)
+    assert len(v_template) == NUM_VERTICES and len(f) == NUM_FACES, (len(v_template), len(f))
     # Mirror correspondence: limbs map to their twin; trunk ring index k -> (m/2 - k) mod m.
-    sym = np.arange(nv)
-    for a, b, tube in (("larm", "rarm", arm), ("lleg", "rleg", leg), ("lfoot", "rfoot", foot)):
-        n_t = len(tube.vertices)
+    sym = np.arange(len(v_template))
+    for a, b in (("larm", "rarm"), ("lleg", "rleg"), ("lfoot", "rfoot")):
+        n_t = len(tubes[a].vertices)
         sym[offsets[a] : offsets[a] + n_t] = np.arange(n_t) + offsets[b]
         sym[offsets[b] : offsets[b] + n_t] = np.arange(n_t) + offsets[a]
     m, n = _TRUNK
-    k = np.arange(m)
-    ring_sym = (m // 2 - k) % m
+    ring_sym = (m // 2 - np.arange(m)) % m
     sym[: n * m] = (np.arange(n)[:, None] * m + ring_sym[None]).reshape(-1)
+    return _Mesh(tubes, offsets, v_template, np.concatenate(centres), f, sym)
 
-    # --- skinning weights
-    w = np.zeros((nv, 24))
 
-    def add(name, tube, weights_by_joint, mirrored_names=False):
-        sl = slice(offsets[name], offsets[name] + len(tube.vertices))
+def _skinning_weights(mesh: _Mesh) -> np.ndarray:
+    """[v 24]: smooth blends along each chain, hips/collars on the trunk sides, normalised."""
+    w = np.zeros((len(mesh.v_template), 24))
+
+    def add(part, weights_by_joint, mirrored_names=False):
         for j, wj in weights_by_joint.items():
-            jj = jidx[j]
+            jj = _JIDX[j]
             if mirrored_names:
                 jj = joint_sets.SMPL_JOINTS_FLIP_PERM[jj]
-            w[sl, jj] += wj
+            w[mesh.rows(part), jj] += wj
 
-    tw = _chain_weights(trunk.param, [_J[n][1] for n in trunk_j], trunk_j, 0.04)
-    add("trunk", trunk, tw)
+    trunk, arm, leg, foot = (mesh.tubes[p] for p in ("trunk", "larm", "lleg", "lfoot"))
+    add("trunk", _chain_weights(trunk.param, [_J[n][1] for n in _TRUNK_JOINTS], _TRUNK_JOINTS,
+                                0.04))  # fmt: skip
     # Lower trunk sides follow the hips, upper trunk sides the collars (smooth in x and y).
-    tv = v_template[: len(trunk.vertices)]
+    tv = mesh.v_template[mesh.rows("trunk")]
     for side, sgn in (("left", 1.0), ("right", -1.0)):
         s = _smoothstep((sgn * tv[:, 0] - 0.04) / 0.10)
         hip = s * _smoothstep((-0.25 - tv[:, 1]) / 0.12) * 0.8
         col = s * _smoothstep((tv[:, 1] - 0.10) / 0.08) * _smoothstep((0.26 - tv[:, 1]) / 0.03)
         for jn, amount in ((f"{side}_hip", hip), (f"{side}_collar", 0.7 * col)):
             w[: len(tv)] *= (1.0 - amount)[:, None]
-            w[: len(tv), jidx[jn]] += amount
-    aw = _chain_weights(arm.param, [_J[n][0] for n in arm_j], arm_j, 0.03)
-    add("larm", arm, aw)
-    add("rarm", arm, aw, mirrored_names=True)
-    lw = _chain_weights(leg.param, [0.33, 0.72, 1.11], leg_j, 0.04)
+            w[: len(tv), _JIDX[jn]] += amount
+    aw = _chain_weights(arm.param, [_J[n][0] for n in _ARM_JOINTS], _ARM_JOINTS, 0.03)
+    add("larm", aw)
+    add("rarm", aw, mirrored_names=True)
+    lw = _chain_weights(leg.param, list(_LEG_TS), _LEG_JOINTS, 0.04)
     # The top of the leg tube sits inside the pelvis: hand it to the pelvis joint.
     top = _smoothstep((0.30 - leg.param) / 0.06)
     lw = {k: v * (1 - top) for k, v in lw.items()}
     lw["pelvis"] = top
-    add("lleg", leg, lw)
-    add("rleg", leg, lw, mirrored_names=True)
+    add("lleg", lw)
+    add("rleg", lw, mirrored_names=True)
     fw = _chain_weights(foot.param, [0.0, 0.11], ["left_ankle", "left_foot"], 0.025)
-    add("lfoot", foot, fw)
-    add("rfoot", foot, fw, mirrored_names=True)
+    add("lfoot", fw)
+    add("rfoot", fw, mirrored_names=True)
     w = np.clip(w, 0.0, None)
-    w /= w.sum(1, keepdims=True)
+    return w / w.sum(1, keepdims=True)
 
-    # --- joint regressor: uniform ring means
-    jreg = np.zeros((24, nv))
 
-    def ring_row(name, tube, t, mirrored=False):
-        r = tube.ring(t) + offsets[name]
-        row = np.zeros(nv)
-        row[r] = 1.0 / len(r)
-        return row
+def _ring_row(mesh: _Mesh, part: str, t: float) -> np.ndarray:
+    """A regressor row: the uniform mean of the ring at ``t`` of ``part``."""
+    r = mesh.ring(part, t)
+    row = np.zeros(len(mesh.v_template))
+    row[r] = 1.0 / len(r)
+    return row
 
-    for n in trunk_j:
-        jreg[jidx[n]] = ring_row("trunk", trunk, _J[n][1])
-    for n in arm_j:
-        jreg[jidx[n]] = ring_row("larm", arm, _J[n][0])
-    for n, t in zip(leg_j, [0.33, 0.72, 1.11], strict=True):
-        jreg[jidx[n]] = ring_row("lleg", leg, t)
-    jreg[jidx["left_foot"]] = ring_row("lfoot", foot, 0.11)
-    for n in names:
+
+def _joint_regressor(mesh: _Mesh) -> np.ndarray:
+    """[24 v]: each joint is the mean of its ring (the right side mirrors the left)."""
+    jreg = np.zeros((24, len(mesh.v_template)))
+    for n in _TRUNK_JOINTS:
+        jreg[_JIDX[n]] = _ring_row(mesh, "trunk", _J[n][1])
+    for n in _ARM_JOINTS:
+        jreg[_JIDX[n]] = _ring_row(mesh, "larm", _J[n][0])
+    for n, t in zip(_LEG_JOINTS, _LEG_TS, strict=True):
+        jreg[_JIDX[n]] = _ring_row(mesh, "lleg", t)
+    jreg[_JIDX["left_foot"]] = _ring_row(mesh, "lfoot", 0.11)
+    for n in joint_sets.SMPL_JOINT_NAMES:
         if n.startswith("right_"):
-            jreg[jidx[n]] = jreg[jidx["left_" + n[6:]]][sym]
-    # Rings exactly reproduce the centre line, hence the joints.
-    j_check = jreg @ v_template
-    joints = j_check  # the ankle on the leg line vs the foot line differ by design: use rings
+            jreg[_JIDX[n]] = jreg[_JIDX["left_" + n[6:]]][mesh.sym]
+    return jreg
 
-    # --- H36M-style regressor (rows named in joint_sets.H36M_JOINT_NAMES)
-    h36m = np.zeros((17, nv))
+
+def _h36m_regressor(mesh: _Mesh, jreg: np.ndarray) -> np.ndarray:
+    """[17 v], rows named in joint_sets.H36M_JOINT_NAMES."""
+    h36m = np.zeros((17, len(mesh.v_template)))
     hidx = {n: i for i, n in enumerate(joint_sets.H36M_JOINT_NAMES)}
-    for hn, sn in (("pelvis", "pelvis"), ("left_hip", "left_hip"), ("left_knee", "left_knee"),
-                   ("left_ankle", "left_ankle"), ("left_shoulder", "left_shoulder"),
-                   ("left_elbow", "left_elbow"), ("left_wrist", "left_wrist")):  # fmt: skip
-        h36m[hidx[hn]] = jreg[jidx[sn]]
-    h36m[hidx["spine"]] = 0.5 * (jreg[jidx["spine1"]] + jreg[jidx["spine2"]])
-    h36m[hidx["thorax"]] = ring_row("trunk", trunk, 0.20)
+    for hn in ("pelvis", "left_hip", "left_knee", "left_ankle", "left_shoulder", "left_elbow",
+               "left_wrist"):  # fmt: skip
+        h36m[hidx[hn]] = jreg[_JIDX[hn]]
+    h36m[hidx["spine"]] = 0.5 * (jreg[_JIDX["spine1"]] + jreg[_JIDX["spine2"]])
+    h36m[hidx["thorax"]] = _ring_row(mesh, "trunk", 0.20)
     # Nose: front of the head ring (max z); head top: the ring at 0.44 and the top pole.
+    trunk = mesh.tubes["trunk"]
     head_ring = trunk.ring(0.44)
-    h36m[hidx["head_top"]] = 0.0
     h36m[hidx["head_top"], head_ring] = 0.5 / len(head_ring)
     h36m[hidx["head_top"], len(trunk.vertices) - 1] = 0.5
     face_ring = trunk.ring(_J["head"][1])
-    front = face_ring[np.argsort(-v_template[face_ring, 2])[:3]]
+    front = face_ring[np.argsort(-mesh.v_template[face_ring, 2])[:3]]
     h36m[hidx["neck_nose"], front] = 1.0 / 3
     for hn in joint_sets.H36M_JOINT_NAMES:
         if hn.startswith("right_"):
-            h36m[hidx[hn]] = h36m[hidx["left_" + hn[6:]]][sym]
-    h36m[hidx["neck_nose"]] = 0.5 * (h36m[hidx["neck_nose"]] + h36m[hidx["neck_nose"]][sym])
+            h36m[hidx[hn]] = h36m[hidx["left_" + hn[6:]]][mesh.sym]
+    h36m[hidx["neck_nose"]] = 0.5 * (h36m[hidx["neck_nose"]] + h36m[hidx["neck_nose"]][mesh.sym])
+    return h36m
 
+
+@functools.lru_cache(maxsize=8)
+def _build_arrays(seed: int) -> dict[str, np.ndarray]:
+    mesh = _assemble(_tubes())
+    w = _skinning_weights(mesh)
+    jreg = _joint_regressor(mesh)
+    # Rings exactly reproduce the centre lines, hence the joints (the ankle on the leg line vs
+    # the foot line differ by design: the rings decide).
+    joints = jreg @ mesh.v_template
     rng = np.random.default_rng(seed)
-    shapedirs = _shape_directions(v_template, centre, joints, jidx, offsets, rng)
-    posedirs = _pose_directions(v_template, centre, w, rng)
-
+    shapedirs = _shape_directions(mesh.v_template, mesh.centre, joints, _JIDX, mesh.offsets, rng)
+    posedirs = _pose_directions(mesh.v_template, mesh.centre, w, rng)
     arrays = dict(
-        v_template=v_template, shapedirs=shapedirs, posedirs=posedirs, J_regressor=jreg,
-        weights=w, faces=f.astype(np.int32), h36m_regressor=h36m, sym_idx=sym,
+        v_template=mesh.v_template, shapedirs=shapedirs, posedirs=posedirs, J_regressor=jreg,
+        weights=w, faces=mesh.faces.astype(np.int32), h36m_regressor=_h36m_regressor(mesh, jreg),
+        sym_idx=mesh.sym,
     )  # fmt: skip
     return _symmetrize(arrays)
 

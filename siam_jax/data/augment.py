@@ -14,9 +14,11 @@ intrinsics stay consistent with the warped image:
 The whole image map is one 3x3 affine ``A = S K1 Rz K1^-1 F`` (``F`` the pixel flip, ``K1`` the
 flipped intrinsics), the whole 3D map one rotation ``R = Rz M``. SMPL's ``global_orient`` rotates
 about the rest root joint J0 (smplx/lbs.py: batch_rigid_transform keeps J0 fixed), so a camera
-rotation R maps ``transl`` to ``R (J0 + t) - J0``, not ``R t`` (docs/architecture.md conventions).
+rotation R maps ``transl`` to ``R (J0 + t) - J0``, not ``R t`` (docs/architecture.md conventions);
+J0 comes from ``siam_jax.body.RestRoot``.
 
-Images are warped with PIL (bilinear), in numpy, so Grain workers never touch JAX.
+Everything here is numpy (images warped with PIL, bilinear; rotations through the numpy path of
+``siam_jax.body.rotations``), so Grain workers never run JAX.
 """
 
 from __future__ import annotations
@@ -27,21 +29,16 @@ from collections.abc import Mapping
 
 import numpy as np
 from jaxtyping import Float, Int, UInt8
-from scipy.spatial.transform import Rotation
 
+from siam_jax.body import RestRoot, joint_sets, rotations
 from siam_jax.data import schema
 
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 
 
-def _flip_perms() -> tuple[np.ndarray, np.ndarray]:
-    """SMPL-24 and H36M-17 left/right permutations (SPIN constants.py, via siam_jax.body)."""
-    from siam_jax.body import joint_sets
-
-    return (
-        np.asarray(joint_sets.SMPL_JOINTS_FLIP_PERM, dtype=np.int64),
-        np.asarray(joint_sets.H36M_FLIP_PERM, dtype=np.int64),
-    )
+# SMPL-24 and H36M-17 left/right permutations (SPIN constants.py, via siam_jax.body).
+_SMPL_FLIP_PERM = np.asarray(joint_sets.SMPL_JOINTS_FLIP_PERM, dtype=np.int64)
+_H36M_FLIP_PERM = np.asarray(joint_sets.H36M_FLIP_PERM, dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------ parameters
@@ -75,44 +72,6 @@ def sample_params(rng: np.random.Generator, augment_config, input_size: int) -> 
     return AugmentParams(
         flip=flip, rotation=rot, scale=scale, shift=(float(shift[0]), float(shift[1])), color=color
     )
-
-
-# ------------------------------------------------------------------------------ rest root joint
-class RestRoot:
-    """J0(betas) = J_regressor[0] @ (v_template + shapedirs @ betas), per gender, in numpy.
-
-    Precomputes ``a = J_regressor[0] @ v_template`` [3] and ``B = J_regressor[0] @ shapedirs``
-    [3 nb], so each call is a tiny matmul (smplx/lbs.py: blend_shapes, vertices2joints).
-    """
-
-    def __init__(self, models: Mapping[int, object]):
-        if not models:
-            raise ValueError("RestRoot needs at least one body model")
-        self._a, self._b = {}, {}
-        for gender, model in models.items():
-            jreg0 = np.asarray(model.J_regressor, np.float64)[0]  # [v]
-            self._a[gender] = jreg0 @ np.asarray(model.v_template, np.float64)
-            shapedirs = np.asarray(model.shapedirs, np.float64)  # [v 3 nb]
-            self._b[gender] = np.einsum("v,vcl->cl", jreg0, shapedirs)
-        self._default = 0 if 0 in self._a else next(iter(self._a))
-
-    @classmethod
-    def from_body_model(cls, model) -> RestRoot:
-        return cls({0: model})
-
-    def __call__(
-        self, betas: Float[np.ndarray, "n nb"], gender: Int[np.ndarray, " n"] | None = None
-    ) -> Float[np.ndarray, "n 3"]:
-        betas = np.asarray(betas, np.float64)
-        n = betas.shape[0]
-        gender = np.zeros(n, np.int64) if gender is None else np.asarray(gender)
-        out = np.zeros((n, 3))
-        for i in range(n):
-            g = int(gender[i]) if int(gender[i]) in self._a else self._default
-            b = self._b[g]
-            nb = min(b.shape[1], betas.shape[1])
-            out[i] = self._a[g] + b[:, :nb] @ betas[i, :nb]
-        return out
 
 
 # ------------------------------------------------------------------------------ frame transform
@@ -214,7 +173,7 @@ def transform_persons(
         root0 = rest_root(out["betas"], out.get("gender"))
     transl = out["transl"].astype(np.float64)
     if tr.flip:
-        perm, h36m_perm = _flip_perms()
+        perm, h36m_perm = _SMPL_FLIP_PERM, _H36M_FLIP_PERM
         pose = flip_axis_angles(pose, perm)
         j3d = j3d[:, perm] @ _MIRROR
         j2d, vis = j2d[:, perm], vis[:, perm]
@@ -224,8 +183,8 @@ def transform_persons(
         # body's root sits at M (J0 + t): so t' = M (J0 + t) - J0 (= M t for J0_x = 0).
         transl = (root0 + transl) @ _MIRROR - root0
     roll = tr.roll
-    rot0 = Rotation.from_rotvec(pose[:, 0]).as_matrix()  # [n 3 3]
-    pose[:, 0] = Rotation.from_matrix(roll[None] @ rot0).as_rotvec()
+    rot0 = rotations.axis_angle_to_matrix(pose[:, 0].astype(np.float64))  # [n 3 3], numpy
+    pose[:, 0] = rotations.matrix_to_axis_angle(roll[None] @ rot0)
     transl = (root0 + transl) @ roll.T - root0
     j3d = j3d @ roll.T
     h36m = h36m @ roll.T

@@ -15,60 +15,7 @@ import dataclasses
 import numpy as np
 from jaxtyping import Float
 
-# --------------------------------------------------------------------------- rotations (numpy)
-
-
-def rodrigues(axis_angle: Float[np.ndarray, "*b 3"]) -> Float[np.ndarray, "*b 3 3"]:
-    """Axis-angle -> rotation matrix (Rodrigues' formula; the same as cv2.Rodrigues)."""
-    aa = np.asarray(axis_angle, dtype=np.float64)
-    theta = np.linalg.norm(aa, axis=-1, keepdims=True)
-    safe = np.where(theta < 1e-12, 1.0, theta)
-    k = aa / safe
-    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
-    zero = np.zeros_like(kx)
-    kmat = np.stack([zero, -kz, ky, kz, zero, -kx, -ky, kx, zero], axis=-1)
-    kmat = kmat.reshape(*aa.shape[:-1], 3, 3)
-    th = theta[..., None]
-    eye = np.broadcast_to(np.eye(3), kmat.shape)
-    rot = eye + np.sin(th) * kmat + (1.0 - np.cos(th)) * (kmat @ kmat)
-    return np.where(theta[..., None] < 1e-12, eye, rot)
-
-
-def rotation_to_axis_angle(rot: Float[np.ndarray, "*b 3 3"]) -> Float[np.ndarray, "*b 3"]:
-    """Rotation matrix -> axis-angle (angle in [0, pi]), stable near 0 and pi."""
-    r = np.asarray(rot, dtype=np.float64)
-    cos = np.clip((np.trace(r, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
-    angle = np.arccos(cos)
-    vee = np.stack(
-        [r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]],
-        axis=-1,
-    )
-    sin = np.sin(angle)
-    out = np.zeros((*r.shape[:-2], 3))
-    small = angle < 1e-6
-    near_pi = angle > np.pi - 1e-3
-    regular = ~small & ~near_pi
-    out[regular] = vee[regular] * (angle[regular] / (2.0 * sin[regular]))[..., None]
-    out[small] = vee[small] / 2.0  # first order: R ~ I + [w]x
-    if np.any(near_pi):
-        # Near pi: R + I = 2 k k^T; take the largest column for the axis, sign from vee.
-        rp = r[near_pi] + np.eye(3)
-        col = np.argmax(np.linalg.norm(rp, axis=-2), axis=-1)
-        axis = rp[np.arange(len(rp)), :, col]
-        axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
-        sign = np.where(np.sum(axis * vee[near_pi], axis=-1) < 0, -1.0, 1.0)
-        out[near_pi] = axis * (sign * angle[near_pi])[..., None]
-    return out
-
-
-def rot_x(deg: float) -> np.ndarray:
-    """Rotation about x by ``deg`` degrees (right-handed, as cv2.Rodrigues([a, 0, 0]))."""
-    return rodrigues(np.array([np.deg2rad(deg), 0.0, 0.0]))
-
-
-def rot_y(deg: float) -> np.ndarray:
-    """Rotation about y by ``deg`` degrees (right-handed, as cv2.Rodrigues([0, a, 0]))."""
-    return rodrigues(np.array([0.0, np.deg2rad(deg), 0.0]))
+from siam_jax.body import rotations
 
 
 # --------------------------------------------------------------------------- rigid SMPL moves
@@ -83,16 +30,17 @@ def transform_smpl_root(
 ) -> tuple[np.ndarray, np.ndarray]:
     """SMPL ``global_orient``/``transl`` after the rigid map ``X -> rotation @ X + translation``.
 
-    ``rest_root`` is J0, the root joint of the unposed body for the person's betas. A posed SMPL
-    point is ``R (x - J0) + J0 + t``; mapping it gives ``A R (x - J0) + A (J0 + t) + b``, i.e. a new
-    orientation ``A R`` and a new ``t' = A (J0 + t) + b - J0`` (DESIGN.md, Conventions).
+    ``rest_root`` is J0, the root joint of the unposed body for the person's betas
+    (``siam_jax.body.RestRoot``). A posed SMPL point is ``R (x - J0) + J0 + t``; mapping it gives
+    ``A R (x - J0) + A (J0 + t) + b``, i.e. a new orientation ``A R`` and a new
+    ``t' = A (J0 + t) + b - J0`` (DESIGN.md, Conventions).
     """
     a = np.asarray(rotation, np.float64)
     b = np.asarray(translation, np.float64)
     j0 = np.asarray(rest_root, np.float64)
-    new_rot = a @ rodrigues(global_orient)
+    new_rot = a @ rotations.axis_angle_to_matrix(np.asarray(global_orient, np.float64))
     new_t = (j0 + np.asarray(transl, np.float64)) @ a.T + b - j0
-    return rotation_to_axis_angle(new_rot), new_t
+    return rotations.matrix_to_axis_angle(new_rot), new_t
 
 
 # --------------------------------------------------------------------------- projection
@@ -240,6 +188,13 @@ def unreal_to_opencv(points: Float[np.ndarray, "*b 3"]) -> Float[np.ndarray, "*b
 SMPL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 
 
+def _rotation_deg(axis: str, degrees: float) -> Float[np.ndarray, "3 3"]:
+    """Right-handed rotation about the x or y axis (AGORA's projection.py works in degrees)."""
+    aa = np.zeros(3)
+    aa["xyz".index(axis)] = np.deg2rad(degrees)
+    return rotations.axis_angle_to_matrix(aa)
+
+
 def agora_fit_to_camera(
     camera: AgoraCamera, yaw_deg: float, position_cm: Float[np.ndarray, "3"]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -247,18 +202,19 @@ def agora_fit_to_camera(
 
     The chain of projection.py: project2d, written as one rotation and one offset:
       1. ``smpl2opencv``: ``F = diag(1, -1, -1)``;
-      2. the person's yaw: ``rot_y(Yaw - 90)`` (AGORA scans carry a 90-degree offset);
+      2. the person's yaw: a turn about y by ``Yaw - 90`` degrees (AGORA scans carry a
+         90-degree offset);
       3. plus the person's position ``unreal2cv2(XYZ / 100)``;
       4. minus the camera position ``unreal2cv2(camXYZ / 100) + ground_plane``;
-      5. ``rot_y(-camYaw)``, then ``rot_x(camPitch)``.
+      5. a turn about y by ``-camYaw``, then about x by ``camPitch`` (degrees).
     So ``A = Rp Rc Ry F`` and ``b = Rp Rc (T - C)``.
     """
     f = SMPL_TO_OPENCV
-    ry = rot_y(yaw_deg - 90.0)
+    ry = _rotation_deg("y", yaw_deg - 90.0)
     t_person = unreal_to_opencv(np.asarray(position_cm, np.float64) / 100.0)
     c_cam = unreal_to_opencv(np.asarray(camera.position_cm, np.float64) / 100.0)
     c_cam = c_cam + np.asarray(camera.ground_plane)
-    r_cam = rot_x(camera.pitch_deg) @ rot_y(-camera.yaw_deg)
+    r_cam = _rotation_deg("x", camera.pitch_deg) @ _rotation_deg("y", -camera.yaw_deg)
     return r_cam @ ry @ f, r_cam @ (t_person - c_cam)
 
 
@@ -271,12 +227,6 @@ def pw3d_world_to_camera(cam_pose: Float[np.ndarray, "4 4"]) -> tuple[np.ndarray
     if m.shape != (4, 4):
         raise ValueError(f"cam_pose has shape {m.shape}, expected (4, 4)")
     return m[:3, :3], m[:3, 3]
-
-
-# --------------------------------------------------------------------------- CMU-Panoptic
-
-# CRMH smpl_utils.py: J24_TO_H36M, indices into CRMH's 24-joint superset (the SPIN 24 order).
-J24_TO_H36M = (14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6)
 
 
 # --------------------------------------------------------------------------- builder support
@@ -322,20 +272,12 @@ def smpl_joints(
     out = model(
         betas=np.asarray(betas, np.float32),
         body_pose=np.asarray(body_pose, np.float32),
-        global_orient=rodrigues(global_orient)[..., None, :, :].astype(np.float32),
+        global_orient=rotations.axis_angle_to_matrix(np.asarray(global_orient, np.float64))[
+            ..., None, :, :
+        ].astype(np.float32),
         transl=None if transl is None else np.asarray(transl, np.float32),
     )
     return np.asarray(out.joints, np.float64)
-
-
-def rest_root(model, betas: Float[np.ndarray, "*b 10"]) -> Float[np.ndarray, "*b 3"]:
-    """J0: the root joint of the unposed body for ``betas`` (the pivot of ``global_orient``)."""
-    b = np.asarray(betas, np.float64)
-    lead = b.shape[:-1]
-    joints = smpl_joints(
-        model, b, np.zeros((*lead, 23, 3)), np.zeros((*lead, 3)), np.zeros((*lead, 3))
-    )
-    return joints[..., 0, :]
 
 
 def check_image(path: str) -> tuple[int, int]:

@@ -19,46 +19,18 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Sequence
 
 import grain
 import numpy as np
 
+from siam_jax import body
 from siam_jax.data import augment as augment_lib
 from siam_jax.data import mixture
 from siam_jax.data import targets as targets_lib
 
 # Person fields renamed on their way into batches (the model's own output already uses `valid`).
 _RENAME = {"valid": "evaluable"}
-
-
-# ------------------------------------------------------------------------------ body model
-def rest_root_from_config(config) -> augment_lib.RestRoot:
-    """J0 regressor of the configured body model: ``config.model.body_model.path`` ("" =
-    procedural). A folder with gendered SMPL files gives per-gender roots (gender codes of
-    ``schema.GENDERS``); genders without a file use the configured gender's model."""
-    import os
-
-    from siam_jax import body
-
-    bm = config.model.body_model
-    if not bm.path:
-        return augment_lib.RestRoot.from_body_model(
-            body.get_body_model("", seed=bm.procedural_seed)
-        )
-    models = {}
-    if os.path.isdir(bm.path):
-        from siam_jax.data import schema
-
-        for code, gender in enumerate(schema.GENDERS):
-            try:
-                models[code] = body.get_body_model(bm.path, gender=gender)
-            except (FileNotFoundError, ValueError):
-                continue
-    if not models:
-        models[0] = body.get_body_model(bm.path, gender=bm.gender)
-    return augment_lib.RestRoot(models)
 
 
 # ------------------------------------------------------------------------------ one example
@@ -170,10 +142,95 @@ def _parallel(ds: grain.IterDataset, config) -> grain.IterDataset:
         return ds
     from absl import flags
 
+    # Grain 0.2.x reads its absl flag --grain_enable_multiprocess_worker_profiling in this
+    # process when it starts the workers (with jaxlib's profiler hooks present), and absl refuses
+    # to read any flag before the flags are parsed: google/grain#1355, fixed upstream in #1362.
+    # The workers need nothing. Entry scripts parse flags (absl.app.run); the library does not
+    # touch global flag state, so other callers parse them first, and are told so here.
     if not flags.FLAGS.is_parsed():
-        # Grain's workers read absl flags; outside an absl app (scripts, tests) the defaults.
-        flags.FLAGS.mark_as_parsed()
+        raise RuntimeError(
+            f"config.data.num_workers = {workers} needs absl flags parsed (Grain reads its "
+            "--grain_* flags when it starts worker processes): run under absl.app.run, as "
+            "train.py and eval.py do, or call absl.flags.FLAGS(sys.argv[:1]) first"
+        )
     return ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+
+
+def _batched(ds: grain.IterDataset, config, batch_size: int, *, train: bool) -> grain.IterDataset:
+    """Worker processes (if any), then batches of ``batch_size`` (the last one padded when
+    evaluating, dropped when training: the training stream is infinite)."""
+    return _parallel(ds, config).batch(
+        batch_size,
+        drop_remainder=train,
+        batch_fn=functools.partial(_collate, batch_size=batch_size),
+    )
+
+
+def _train_dataset(config, split, dataset, pi: int, pc: int, rest_root, read) -> grain.IterDataset:
+    """Infinite, shuffled, augmented mixture of ``config.data.train`` (or of ``dataset`` alone)."""
+    entries = list(config.data.train) if dataset is None else [(dataset, 1.0)]
+    for e in entries:
+        if len(e) != 2:
+            raise ValueError(f"config.data.train entries are (spec, weight), got {e!r}")
+    opened = mixture.open_datasets(
+        [e[0] for e in entries],
+        split or config.data.train_split,
+        config.data.data_dir,
+        int(config.model.clip_len),
+        eval_stride=False,
+    )
+    weights = [float(e[1]) for e in entries]
+    index = mixture.train_index(
+        opened, weights, seed=int(config.seed), process_index=pi, process_count=pc
+    )
+    loader = _TrainLoader(
+        [d.source for d in opened],
+        config,
+        train=True,
+        rest_root=rest_root,
+        names=[f"{d.spec.name}/{d.spec.split}" for d in opened],
+    )
+    return index.random_map(loader, seed=int(config.seed)).to_iter_dataset(read)
+
+
+def _eval_dataset(
+    config, split, dataset, pi: int, pc: int, rest_root, read, num_examples
+) -> grain.IterDataset:
+    """One ordered, unaugmented pass over ``dataset`` (default ``config.data.eval_dataset``);
+    every host gets the same number of examples, the missing ones flagged invalid."""
+    (opened,) = mixture.open_datasets(
+        [dataset or config.data.eval_dataset],
+        split or config.data.eval_split,
+        config.data.data_dir,
+        int(config.model.clip_len),
+        eval_stride=True,
+    )
+    clips = opened.clips
+    if num_examples is not None:
+        clips = clips[: int(num_examples)]
+    n = len(clips)
+    # Every host runs the same number of batches: ceil(n / pc) slots each, the missing ones
+    # filled with the last clip and flagged invalid.
+    per_host = math.ceil(n / pc)
+
+    def item(i: int):
+        g = pi + pc * i
+        return 0, clips[min(g, n - 1)], g < n
+
+    loader = ClipLoader(
+        [opened.source],
+        config,
+        train=False,
+        rest_root=rest_root,
+        names=[f"{opened.spec.name}/{opened.spec.split}"],
+    )
+
+    def load(it):
+        ex = loader(it[:2])
+        ex["_valid"] = it[2]
+        return ex
+
+    return grain.MapDataset.range(per_host).map(item).map(load).to_iter_dataset(read)
 
 
 # ------------------------------------------------------------------------------ public API
@@ -188,99 +245,8 @@ def make_dataset(
     num_examples: int | None = None,
     rest_root=None,
 ) -> grain.IterDataset:
-    """The batched Grain ``IterDataset`` behind ``make_iterator`` (same arguments)."""
-    pi, pc = _process(process_index, process_count)
-    batch_size = _per_host_batch(config, pc)
-    clip_len = int(config.model.clip_len)
-    data_dir = config.data.data_dir
-    if rest_root is None:
-        rest_root = rest_root_from_config(config)
-    read = grain.ReadOptions(
-        num_threads=int(config.data.read_threads),
-        prefetch_buffer_size=int(config.data.prefetch_batches) * batch_size,
-    )
-    if train:
-        entries = list(config.data.train) if dataset is None else [(dataset, 1.0)]
-        for e in entries:
-            if len(e) != 2:
-                raise ValueError(f"config.data.train entries are (spec, weight), got {e!r}")
-        specs = [e[0] for e in entries]
-        opened = mixture.open_datasets(
-            specs, split or config.data.train_split, data_dir, clip_len, eval_stride=False
-        )
-        index = mixture.train_index(
-            opened,
-            [float(e[1]) for e in entries],
-            seed=int(config.seed),
-            process_index=pi,
-            process_count=pc,
-        )
-        loader = _TrainLoader(
-            [d.source for d in opened],
-            config,
-            train=True,
-            rest_root=rest_root,
-            names=[f"{d.spec.name}/{d.spec.split}" for d in opened],
-        )
-        ds = index.random_map(loader, seed=int(config.seed))
-        ds = _parallel(ds.to_iter_dataset(read), config)
-        ds = ds.batch(
-            batch_size,
-            drop_remainder=True,
-            batch_fn=functools.partial(_collate, batch_size=batch_size),
-        )
-    else:
-        spec = dataset or config.data.eval_dataset
-        (opened,) = mixture.open_datasets(
-            [spec], split or config.data.eval_split, data_dir, clip_len, eval_stride=True
-        )
-        clips = opened.clips
-        if num_examples is not None:
-            clips = clips[: int(num_examples)]
-        n = len(clips)
-        # Every host runs the same number of batches: ceil(n / pc) slots each, the missing
-        # ones filled with the last clip and flagged invalid.
-        per_host = math.ceil(n / pc)
-
-        def item(i: int):
-            g = pi + pc * i
-            return 0, clips[min(g, n - 1)], g < n
-
-        loader = ClipLoader(
-            [opened.source],
-            config,
-            train=False,
-            rest_root=rest_root,
-            names=[f"{opened.spec.name}/{opened.spec.split}"],
-        )
-
-        def load(it):
-            ex = loader(it[:2])
-            ex["_valid"] = it[2]
-            return ex
-
-        ds = grain.MapDataset.range(per_host).map(item).map(load).to_iter_dataset(read)
-        ds = _parallel(ds, config)
-        ds = ds.batch(
-            batch_size,
-            drop_remainder=False,
-            batch_fn=functools.partial(_collate, batch_size=batch_size),
-        )
-    return ds
-
-
-def make_iterator(
-    config,
-    *,
-    split: str | None = None,
-    train: bool,
-    process_index: int | None = None,
-    process_count: int | None = None,
-    dataset: str | None = None,
-    num_examples: int | None = None,
-    rest_root=None,
-) -> grain.DatasetIterator:
-    """Iterator of numpy batch dicts ``[b t ...]`` (docs/architecture.md "Batches").
+    """The batched Grain ``IterDataset`` of numpy batch dicts ``[b t ...]`` (docs/architecture.md
+    "Batches"); ``make_iterator`` iterates it.
 
     Args:
       config: the experiment config (``data``, ``model.input_size/clip_len/max_instances``,
@@ -292,88 +258,27 @@ def make_iterator(
       process_index, process_count: this host's shard; default ``jax.process_index/count()``.
       dataset: a single dataset spec overriding the config's (``name[:config][/split]``).
       num_examples: evaluation only: the first n clips.
-      rest_root: a precomputed ``augment.RestRoot`` (default: from ``config.model.body_model``).
+      rest_root: a precomputed ``siam_jax.body.RestRoot`` (default:
+        ``body.rest_root_from_config(config.model.body_model)``).
+    """
+    pi, pc = _process(process_index, process_count)
+    batch_size = _per_host_batch(config, pc)
+    if rest_root is None:
+        rest_root = body.rest_root_from_config(config.model.body_model)
+    read = grain.ReadOptions(
+        num_threads=int(config.data.read_threads),
+        prefetch_buffer_size=int(config.data.prefetch_batches) * batch_size,
+    )
+    if train:
+        ds = _train_dataset(config, split, dataset, pi, pc, rest_root, read)
+    else:
+        ds = _eval_dataset(config, split, dataset, pi, pc, rest_root, read, num_examples)
+    return _batched(ds, config, batch_size, train=train)
+
+
+def make_iterator(config, *, train: bool, **kwargs) -> grain.DatasetIterator:
+    """``iter(make_dataset(config, train=train, **kwargs))`` (the arguments are make_dataset's).
 
     Resumable: ``it.get_state()`` / ``it.set_state(state)``.
     """
-    return iter(
-        make_dataset(
-            config,
-            split=split,
-            train=train,
-            process_index=process_index,
-            process_count=process_count,
-            dataset=dataset,
-            num_examples=num_examples,
-            rest_root=rest_root,
-        )
-    )
-
-
-# ------------------------------------------------------------------------------ benchmark
-def benchmark(config, *, num_batches: int = 20, warmup: int = 2) -> dict[str, float]:
-    """Images/s of the training iterator (frames per second: b * t per batch)."""
-    it = make_iterator(config, train=True, process_index=0, process_count=1)
-    for _ in range(warmup):
-        next(it)
-    t0 = time.perf_counter()
-    frames = 0
-    for _ in range(num_batches):
-        b = next(it)
-        frames += b["image"].shape[0] * b["image"].shape[1]
-    dt = time.perf_counter() - t0
-    return {"images_per_s": frames / dt, "seconds": dt, "images": frames}
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-    import json
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--benchmark", action="store_true", help="measure training images/s")
-    p.add_argument("--dataset", default="", help="dataset spec; default: build a fixture")
-    p.add_argument("--data_dir", default="")
-    p.add_argument("--input_size", type=int, default=512)
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--clip_len", type=int, default=1)
-    p.add_argument("--num_batches", type=int, default=10)
-    p.add_argument("--read_threads", type=int, default=2)
-    p.add_argument("--num_workers", type=int, default=0)
-    args = p.parse_args(argv)
-    if not args.benchmark:
-        p.error("nothing to do: pass --benchmark")
-    from configs import default
-
-    config = default.get_config()
-    config.model.input_size = args.input_size
-    config.model.clip_len = args.clip_len
-    config.batch_size = args.batch_size
-    config.data.read_threads = args.read_threads
-    config.data.num_workers = args.num_workers
-    if args.dataset:
-        config.data.train = [(args.dataset, 1.0)]
-        if args.data_dir:
-            config.data.data_dir = args.data_dir
-    else:
-        import tempfile
-
-        from siam_jax.benchmarking import pipeline as bench_data
-
-        data_dir = args.data_dir or tempfile.mkdtemp(prefix="siam_pipeline_bench_")
-        bench_data.build_fixture(data_dir, "bench")
-        config.data.data_dir = data_dir
-        config.data.train = [("pipeline_fixture:bench", 1.0)]
-    result = benchmark(config, num_batches=args.num_batches)
-    result.update(
-        input_size=args.input_size,
-        batch_size=args.batch_size,
-        clip_len=args.clip_len,
-        read_threads=args.read_threads,
-        num_workers=args.num_workers,
-        dataset=config.data.train[0][0],
-    )
-    print(json.dumps(result, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    return iter(make_dataset(config, train=train, **kwargs))

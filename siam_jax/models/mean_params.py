@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from siam_jax.body import rotations
+
 NUM_JOINTS = 24  # SMPL kinematic joints (global orient + 23 body joints)
 NUM_BETAS = 10
 POSE_DIM = NUM_JOINTS * 6  # 6D per joint, SPIN/ROMP layout
@@ -39,31 +41,12 @@ _REST_AXIS_ANGLE = {
 _REST_CAM = (0.9, 0.0, 0.0)
 
 
-def _rodrigues(aa: np.ndarray) -> np.ndarray:
-    """Axis-angle [3] -> rotation matrix [3 3] (Rodrigues' formula)."""
-    angle = float(np.linalg.norm(aa))
-    if angle < 1e-12:
-        return np.eye(3)
-    x, y, z = aa / angle
-    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)
-
-
-def matrix_to_rot6d_np(r: np.ndarray) -> np.ndarray:
-    """[... 3 3] -> [... 6]: first two columns of R, flattened row-major as 3x2 (SPIN/ROMP)."""
-    return r[..., :, :2].reshape(*r.shape[:-2], 6)
-
-
 def rest_mean_params() -> dict[str, np.ndarray]:
     """Built-in rest posture: ``pose`` [144] (6D), ``shape`` [10] zeros, ``cam`` [3]."""
-    rot = np.stack(
-        [
-            _rodrigues(np.asarray(_REST_AXIS_ANGLE.get(j, (0.0, 0.0, 0.0))))
-            for j in range(NUM_JOINTS)
-        ]
-    )
+    aa = np.array([_REST_AXIS_ANGLE.get(j, (0.0, 0.0, 0.0)) for j in range(NUM_JOINTS)])
+    rot = rotations.axis_angle_to_matrix(aa)  # numpy in, numpy out
     return {
-        "pose": matrix_to_rot6d_np(rot).reshape(POSE_DIM).astype(np.float32),
+        "pose": rotations.matrix_to_rot6d(rot).reshape(POSE_DIM).astype(np.float32),
         "shape": np.zeros(NUM_BETAS, np.float32),
         "cam": np.asarray(_REST_CAM, np.float32),
     }

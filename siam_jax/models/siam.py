@@ -241,15 +241,9 @@ class SIAM(nnx.Module):
 
 def load_body_model(cfg: ml_collections.ConfigDict):
     """The body model named by ``config.model.body_model`` (procedural when no path is set)."""
-    from siam_jax.body import get_body_model
+    from siam_jax.body import body_model_from_config
 
-    bm = cfg.body_model
-    return get_body_model(
-        bm.path,
-        gender=bm.gender,
-        seed=bm.procedural_seed,
-        h36m_regressor_path=bm.h36m_regressor_path,
-    )
+    return body_model_from_config(cfg.body_model)
 
 
 def build_model(cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs, body_model=None) -> SIAM:

@@ -55,41 +55,60 @@ def render_meshes(
     """
     vertices = jnp.asarray(vertices, jnp.float32)
     faces_np = np.asarray(faces)
-    if vertices.ndim != 3 or vertices.shape[-1] != 3:
-        raise ValueError(f"render_meshes: vertices must be [n v 3], got {vertices.shape}")
-    if faces_np.ndim != 2 or faces_np.shape[1] != 3:
-        raise ValueError(f"render_meshes: faces must be [f 3], got {faces_np.shape}")
-    if faces_np.size and faces_np.max() >= vertices.shape[1]:
-        raise ValueError("render_meshes: faces index past the vertex count")
     K = jnp.asarray(intrinsics, jnp.float32)
-    if K.shape != (3, 3):
-        raise ValueError(f"render_meshes: intrinsics must be [3 3], got {K.shape}")
+    _check_geometry(vertices, faces_np, K)
     n, v, _ = vertices.shape
     f = faces_np.shape[0]
     faces_j = jnp.asarray(faces_np, jnp.int32)
     tri_cam = vertices[:, faces_j].reshape(n * f, 3, 3)
     if patch is None:
-        tri_np = np.asarray(tri_cam)
-        front = (tri_np[..., 2] > 1e-3).all(-1)
-        xy = np.asarray(project(jnp.where(front[:, None, None], tri_cam, 1.0), K))
-        patch = max(patch_size(xy, height, width, front), min_patch)
-    if colors is None:
-        colors = jnp.full((n, 3), 0.7, jnp.float32)
-    colors = jnp.asarray(colors, jnp.float32)
-    if colors.shape not in ((n, 3), (n, v, 3)):
-        raise ValueError(f"render_meshes: colors must be [n 3] or [n v 3], got {colors.shape}")
-    if background is None:
-        background = jnp.zeros((height, width, 3), jnp.float32)
-    background = jnp.asarray(background, jnp.float32)
-    if background.shape != (height, width, 3):
-        raise ValueError(f"render_meshes: background must be [{height} {width} 3], got "
-                         f"{background.shape}")  # fmt: skip
+        patch = max(_auto_patch(tri_cam, K, height, width), min_patch)
+    colors = _check_colors(colors, n, v)
+    background = _check_background(background, height, width)
     light = np.asarray(light_dir, np.float32)
     light = jnp.asarray(light / np.linalg.norm(light))
     vp = None if vertex_parts is None else jnp.asarray(vertex_parts, jnp.int32)
     sizes = plan(tri_cam, K, patch)
     return _render(vertices, faces_j, K, colors, background, light, jnp.float32(ambient), vp,
                    height, width, sizes, f if with_alone else 0)  # fmt: skip
+
+
+def _check_geometry(vertices: Array, faces_np: np.ndarray, K: Array) -> None:
+    if vertices.ndim != 3 or vertices.shape[-1] != 3:
+        raise ValueError(f"render_meshes: vertices must be [n v 3], got {vertices.shape}")
+    if faces_np.ndim != 2 or faces_np.shape[1] != 3:
+        raise ValueError(f"render_meshes: faces must be [f 3], got {faces_np.shape}")
+    if faces_np.size and faces_np.max() >= vertices.shape[1]:
+        raise ValueError("render_meshes: faces index past the vertex count")
+    if K.shape != (3, 3):
+        raise ValueError(f"render_meshes: intrinsics must be [3 3], got {K.shape}")
+
+
+def _auto_patch(tri_cam: Array, K: Array, height: int, width: int) -> int:
+    """raster.patch_size of the triangles in front of the camera (host-side, numpy)."""
+    front = (np.asarray(tri_cam)[..., 2] > 1e-3).all(-1)
+    xy = np.asarray(project(jnp.where(front[:, None, None], tri_cam, 1.0), K))
+    return patch_size(xy, height, width, front)
+
+
+def _check_colors(colors, n: int, v: int) -> Array:
+    """Per-mesh [n 3] or per-vertex [n v 3] colours; light grey when None."""
+    if colors is None:
+        return jnp.full((n, 3), 0.7, jnp.float32)
+    colors = jnp.asarray(colors, jnp.float32)
+    if colors.shape not in ((n, 3), (n, v, 3)):
+        raise ValueError(f"render_meshes: colors must be [n 3] or [n v 3], got {colors.shape}")
+    return colors
+
+
+def _check_background(background, height: int, width: int) -> Array:
+    if background is None:
+        return jnp.zeros((height, width, 3), jnp.float32)
+    background = jnp.asarray(background, jnp.float32)
+    if background.shape != (height, width, 3):
+        raise ValueError(f"render_meshes: background must be [{height} {width} 3], got "
+                         f"{background.shape}")  # fmt: skip
+    return background
 
 
 @functools.partial(jax.jit, static_argnums=(8, 9, 10, 11))

@@ -25,6 +25,7 @@ The test split has images only (AGORA hides its ground truth): examples with no 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import io
 import logging
@@ -34,8 +35,10 @@ import pickle
 import numpy as np
 import tensorflow_datasets as tfds
 
+from siam_jax.body import RestRoot
 from siam_jax.data import conversions as cv
 from siam_jax.data import schema
+from siam_jax.data.builders.official import OfficialFormatBuilder
 
 log = logging.getLogger(__name__)
 
@@ -144,118 +147,111 @@ def image_file_name(img_path: str, resolution: tuple[int, int]) -> str:
     return name
 
 
-def row_persons(
-    row, manual: str, model, image_size: tuple[int, int], counts: dict, where: str
-) -> list[dict]:
-    """Schema persons of one dataframe row (module doc)."""
-    width, height = image_size
-    scale = height / cv.AGORA_GT_SIZE[1]
-    camera = cv.agora_camera(row["imgPath"], row["camX"], row["camY"], row["camZ"], row["camYaw"])
+# Person columns of a Camera dataframe: one list entry per person, as long as 'gt_path_smpl'.
+PERSON_COLUMNS = ("X", "Y", "Z", "Yaw", "gender", "kid", "occlusion", "isValid",
+                  "gt_joints_2d", "gt_joints_3d")  # fmt: skip
+
+
+def _check_row_lengths(row, where: str) -> int:
     n = len(row["gt_path_smpl"])
-    for col in (
-        "X",
-        "Y",
-        "Z",
-        "Yaw",
-        "gender",
-        "kid",
-        "occlusion",
-        "isValid",
-        "gt_joints_2d",
-        "gt_joints_3d",
-    ):
+    for col in PERSON_COLUMNS:
         if len(row[col]) != n:
             raise ValueError(
                 f"{where}: column {col!r} has {len(row[col])} entries, 'gt_path_smpl' has {n}"
             )
+    return n
+
+
+def _dataframe_person(row, i: int, image_size: tuple[int, int], where: str) -> dict:
+    """A schema person with the dataframe's joints, box and flags (no SMPL yet)."""
+    width, height = image_size
+    p = schema.empty_person()
+    j3d_all = np.asarray(row["gt_joints_3d"][i], np.float64)
+    j2d_all = np.asarray(row["gt_joints_2d"][i], np.float64) * (height / cv.AGORA_GT_SIZE[1])
+    if j3d_all.ndim != 2 or j3d_all.shape[0] < 24 or j2d_all.shape[0] < 24:
+        raise ValueError(
+            f"{where}: person {i} 'gt_joints_3d'/'gt_joints_2d' have shapes "
+            f"{j3d_all.shape}/{j2d_all.shape}, need >= 24 joints"
+        )
+    p["joints_3d"] = j3d_all[:24].astype(np.float32)
+    p["joints_2d"] = j2d_all[:24].astype(np.float32)
+    p["visibility"] = cv.in_image(j2d_all[:24], j3d_all[:24, 2], width, height)
+    vis_all = cv.in_image(j2d_all, j3d_all[:, 2], width, height) > 0
+    p["bbox"] = cv.bbox_from_points(j2d_all[vis_all], width, height)
+    p["has_3d"] = p["has_2d"] = np.bool_(True)
+    occ = float(row["occlusion"][i])
+    p["occlusion"] = np.float32(occ)
+    p["valid"] = np.bool_(bool(row["isValid"][i]) and 0.0 <= occ <= 90.0)
+    p["kid"] = np.bool_(bool(row["kid"][i]))
+    gender = str(row["gender"][i]).lower()
+    p["gender"] = np.int32(schema.GENDERS.index(gender) if gender in schema.GENDERS else 0)
+    return p
+
+
+def _add_fit(p: dict, fit: dict, row, i: int, model, rest_root, counts: dict) -> None:
+    """Moves person i's SMPL fit into the camera (module doc) and stores it in ``p``."""
+    camera = cv.agora_camera(row["imgPath"], row["camX"], row["camY"], row["camZ"], row["camYaw"])
+    betas = fit["betas"][: schema.NUM_BETAS]
+    a, b = cv.agora_fit_to_camera(
+        camera, row["Yaw"][i], np.array([row["X"][i], row["Y"][i], row["Z"][i]])
+    )
+    orient, transl = cv.transform_smpl_root(
+        a, b, fit["global_orient"], fit["transl"], rest_root(betas)
+    )
+    joints = cv.smpl_joints(model, betas, fit["body_pose"], orient, transl)
+    if np.abs(joints - p["joints_3d"].astype(np.float64)).max() > FIT_MISMATCH_M:
+        counts["fit_joint_mismatch"] += 1
+    p["betas"] = betas.astype(np.float32)
+    p["global_orient"] = orient.astype(np.float32)
+    p["body_pose"] = fit["body_pose"].astype(np.float32)
+    p["transl"] = transl.astype(np.float32)
+    p["has_smpl"] = np.bool_(True)
+
+
+def row_persons(
+    row, manual: str, model, image_size: tuple[int, int], counts: dict, where: str
+) -> list[dict]:
+    """Schema persons of one dataframe row (module doc); adults get their SMPL fit."""
+    rest_root = RestRoot.from_body_model(model)
     persons = []
-    for i in range(n):
-        p = schema.empty_person()
-        j3d_all = np.asarray(row["gt_joints_3d"][i], np.float64)
-        j2d_all = np.asarray(row["gt_joints_2d"][i], np.float64) * scale
-        if j3d_all.ndim != 2 or j3d_all.shape[0] < 24 or j2d_all.shape[0] < 24:
-            raise ValueError(
-                f"{where}: person {i} 'gt_joints_3d'/'gt_joints_2d' have shapes "
-                f"{j3d_all.shape}/{j2d_all.shape}, need >= 24 joints"
-            )
-        p["joints_3d"] = j3d_all[:24].astype(np.float32)
-        p["joints_2d"] = j2d_all[:24].astype(np.float32)
-        p["visibility"] = cv.in_image(j2d_all[:24], j3d_all[:24, 2], width, height)
-        vis_all = cv.in_image(j2d_all, j3d_all[:, 2], width, height) > 0
-        p["bbox"] = cv.bbox_from_points(j2d_all[vis_all], width, height)
-        p["has_3d"] = p["has_2d"] = np.bool_(True)
-        occ = float(row["occlusion"][i])
-        p["occlusion"] = np.float32(occ)
-        p["valid"] = np.bool_(bool(row["isValid"][i]) and 0.0 <= occ <= 90.0)
-        kid = bool(row["kid"][i])
-        p["kid"] = np.bool_(kid)
-        gender = str(row["gender"][i]).lower()
-        p["gender"] = np.int32(schema.GENDERS.index(gender) if gender in schema.GENDERS else 0)
-        if not kid:
+    for i in range(_check_row_lengths(row, where)):
+        p = _dataframe_person(row, i, image_size, where)
+        if not p["kid"]:
             fit_path = os.path.join(manual, str(row["gt_path_smpl"][i]).replace(".obj", ".pkl"))
             try:
                 fit = read_fit(fit_path)
             except (OSError, ValueError) as err:
                 log.warning("%s: person %d has no usable fit: %s", where, i, err)
                 counts["persons_without_fit"] += 1
-                fit = None
-            if fit is not None:
-                betas = fit["betas"][: schema.NUM_BETAS]
-                a, b = cv.agora_fit_to_camera(
-                    camera, row["Yaw"][i], np.array([row["X"][i], row["Y"][i], row["Z"][i]])
-                )
-                j0 = cv.rest_root(model, betas)
-                orient, transl = cv.transform_smpl_root(
-                    a, b, fit["global_orient"], fit["transl"], j0
-                )
-                joints = cv.smpl_joints(model, betas, fit["body_pose"], orient, transl)
-                if np.abs(joints - j3d_all[:24]).max() > FIT_MISMATCH_M:
-                    counts["fit_joint_mismatch"] += 1
-                p["betas"] = betas.astype(np.float32)
-                p["global_orient"] = orient.astype(np.float32)
-                p["body_pose"] = fit["body_pose"].astype(np.float32)
-                p["transl"] = transl.astype(np.float32)
-                p["has_smpl"] = np.bool_(True)
+            else:
+                _add_fit(p, fit, row, i, model, rest_root, counts)
         persons.append(p)
     return persons
 
 
+@dataclasses.dataclass(kw_only=True)
 class AgoraConfig(tfds.core.BuilderConfig):
-    def __init__(self, *, resolution: tuple[int, int], **kwargs):
-        super().__init__(**kwargs)
-        self.resolution = resolution
+    """``resolution`` (width, height) of the image release the config reads."""
+
+    resolution: tuple[int, int] = (1280, 720)
 
 
-class Agora(tfds.core.GeneratorBasedBuilder):
+class Agora(OfficialFormatBuilder):
     """AGORA images with SMPL ground truth in the shared schema."""
 
     VERSION = tfds.core.Version("1.0.0")
-    # No checksums file: skips TFDS's code-path lookup (needs importlib_resources, absent).
-    code_path = None
     RELEASE_NOTES = {"1.0.0": "Official SMPL Camera dataframes + SMPL fits."}  # noqa: RUF012
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [  # noqa: RUF012
         AgoraConfig(name="1280x720", resolution=(1280, 720), description="720p images."),
         AgoraConfig(name="3840x2160", resolution=(3840, 2160), description="4K images."),
     ]
-
-    def __init__(self, *, body_model_dir: str | None = None, **kwargs):
-        kwargs.setdefault("file_format", "array_record")
-        super().__init__(**kwargs)
-        self._body_model_dir = body_model_dir
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=schema.features(image_format="png"),
-            homepage="https://agora.is.tue.mpg.de/",
-            metadata=tfds.core.MetadataDict(),
-            disable_shuffling=True,  # keep frames in order: clips are cut from consecutive frames
-        )
+    IMAGE_FORMAT = "png"
+    HOMEPAGE = "https://agora.is.tue.mpg.de/"
 
     def _split_generators(self, dl_manager):
-        cv.keep_tf_off_accelerators()
-        manual = os.fspath(dl_manager.manual_dir)
-        folder = self._body_model_dir or os.path.join(manual, "body_models")
+        manual = self._manual_dir(dl_manager)
+        folder = self._body_model_folder(manual)
         model = cv.load_body_models(folder, ("neutral",))["neutral"]
         w, h = self.builder_config.resolution
         image_root = os.path.join(manual, f"images_{w}x{h}")

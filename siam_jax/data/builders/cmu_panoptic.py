@@ -32,7 +32,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from siam_jax.data import conversions as cv
+from siam_jax.body import joint_sets
 from siam_jax.data import schema
+from siam_jax.data.builders.official import OfficialFormatBuilder
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ def fit_sequence_intrinsics(anns: list[dict]) -> tuple[np.ndarray, float]:
 def annotation_persons(ann: dict) -> list[dict]:
     k3 = np.asarray(ann["kpts3d"], np.float64)
     boxes = np.asarray(ann["bboxes"], np.float64).reshape(k3.shape[0], -1)[:, :4]
-    idx = np.asarray(cv.J24_TO_H36M)
+    idx = np.asarray(joint_sets.J24_TO_H36M)
     persons = []
     for i in range(k3.shape[0]):
         p = schema.empty_person()
@@ -127,30 +129,17 @@ def annotation_persons(ann: dict) -> list[dict]:
     return persons
 
 
-class CmuPanoptic(tfds.core.GeneratorBasedBuilder):
+class CmuPanoptic(OfficialFormatBuilder):
     """CMU-Panoptic test frames (CRMH annotations) in the shared schema; one split, 'test'."""
 
     VERSION = tfds.core.Version("1.0.0")
-    # No checksums file: skips TFDS's code-path lookup (needs importlib_resources, absent).
-    code_path = None
     RELEASE_NOTES = {"1.0.0": "CRMH annotation pickles."}  # noqa: RUF012
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("file_format", "array_record")
-        super().__init__(**kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=schema.features(image_format="jpeg"),
-            homepage="http://domedb.perception.cs.cmu.edu/",
-            metadata=tfds.core.MetadataDict(),
-            disable_shuffling=True,  # keep frames in order: clips are cut from consecutive frames
-        )
+    IMAGE_FORMAT = "jpeg"
+    HOMEPAGE = "http://domedb.perception.cs.cmu.edu/"
 
     def _split_generators(self, dl_manager):
-        cv.keep_tf_off_accelerators()
-        manual = os.fspath(dl_manager.manual_dir)
+        manual = self._manual_dir(dl_manager)
         folder = os.path.join(manual, "annotations")
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"CMU-Panoptic: missing folder {folder} (see instructions)")

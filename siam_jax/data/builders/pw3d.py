@@ -16,6 +16,7 @@ is kept (for slot bookkeeping) with every ``has_*`` flag off.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -23,8 +24,10 @@ import pickle
 import numpy as np
 import tensorflow_datasets as tfds
 
+from siam_jax.body import RestRoot
 from siam_jax.data import conversions as cv
 from siam_jax.data import schema
+from siam_jax.data.builders.official import OfficialFormatBuilder
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,7 @@ def sequence_persons(seq: dict, models: dict, image_size: tuple[int, int]) -> li
         betas = np.asarray(seq["betas"][a], np.float64).reshape(-1)[: schema.NUM_BETAS]
         poses = np.asarray(seq["poses"][a], np.float64)
         trans = np.asarray(seq["trans"][a], np.float64)
-        j0 = cv.rest_root(model, betas)
+        j0 = RestRoot.from_body_model(model)(betas)
         orient = np.zeros((n, 3))
         transl = np.zeros((n, 3))
         for t in range(n):
@@ -158,20 +161,17 @@ def sequence_persons(seq: dict, models: dict, image_size: tuple[int, int]) -> li
     return frames
 
 
+@dataclasses.dataclass(kw_only=True)
 class Pw3dConfig(tfds.core.BuilderConfig):
     """``occ_only`` keeps the 3DPW-OCC sequences (PW3D_OCC_SEQUENCES)."""
 
-    def __init__(self, *, occ_only: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.occ_only = occ_only
+    occ_only: bool = False
 
 
-class Pw3d(tfds.core.GeneratorBasedBuilder):
+class Pw3d(OfficialFormatBuilder):
     """3DPW frames in the shared schema (``pw3d``) and the 3DPW-OCC subset (``pw3d/pw3d_occ``)."""
 
     VERSION = tfds.core.Version("1.0.0")
-    # No checksums file: skips TFDS's code-path lookup (needs importlib_resources, absent).
-    code_path = None
     RELEASE_NOTES = {"1.0.0": "Official sequenceFiles/imageFiles layout."}  # noqa: RUF012
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [  # noqa: RUF012
@@ -184,22 +184,11 @@ class Pw3d(tfds.core.GeneratorBasedBuilder):
             "split='train+validation+test'.",
         ),
     ]
-
-    def __init__(self, *, body_model_dir: str | None = None, **kwargs):
-        kwargs.setdefault("file_format", "array_record")
-        super().__init__(**kwargs)
-        self._body_model_dir = body_model_dir
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=schema.features(image_format="jpeg"),
-            homepage="https://virtualhumans.mpi-inf.mpg.de/3DPW/",
-            metadata=tfds.core.MetadataDict(),
-            disable_shuffling=True,  # keep frames in order: clips are cut from consecutive frames
-        )
+    IMAGE_FORMAT = "jpeg"
+    HOMEPAGE = "https://virtualhumans.mpi-inf.mpg.de/3DPW/"
 
     def _models(self, manual_dir: str) -> dict:
-        folder = self._body_model_dir or os.path.join(manual_dir, "body_models")
+        folder = self._body_model_folder(manual_dir)
         models = cv.load_body_models(folder, ("neutral",))
         try:
             models.update(cv.load_body_models(folder, ("male", "female")))
@@ -210,8 +199,7 @@ class Pw3d(tfds.core.GeneratorBasedBuilder):
         return models
 
     def _split_generators(self, dl_manager):
-        cv.keep_tf_off_accelerators()
-        manual = os.fspath(dl_manager.manual_dir)
+        manual = self._manual_dir(dl_manager)
         models = self._models(manual)
         out = {}
         for split, folder in SPLIT_FOLDERS.items():

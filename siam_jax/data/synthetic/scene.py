@@ -15,8 +15,8 @@ import functools
 
 import jax.numpy as jnp
 import numpy as np
-from scipy.spatial.transform import Rotation
 
+from siam_jax.body import rotations
 from siam_jax.data import schema
 from siam_jax.data.synthetic.prior import sample_betas, sample_body_pose
 
@@ -161,6 +161,13 @@ def _sequence(cfg: SceneConfig, split_seed: int, seq: int) -> dict:
     )
 
 
+def _about(axis: int, angles: np.ndarray) -> np.ndarray:
+    """[n 3 3] right-handed rotations by ``angles`` [n] (radians) about coordinate ``axis``."""
+    aa = np.zeros((len(angles), 3))
+    aa[:, axis] = angles
+    return rotations.axis_angle_to_matrix(aa)
+
+
 def frame_params(cfg: SceneConfig, split_seed: int, index: int) -> dict:
     """SMPL params, camera and background of example `index` (no rendering)."""
     seq, t = divmod(index, cfg.clip_len)
@@ -168,18 +175,54 @@ def frame_params(cfg: SceneConfig, split_seed: int, index: int) -> dict:
     a = t / max(cfg.clip_len - 1, 1)
     body_pose = ((1 - a) * p["pose0"] + a * p["pose1"]).astype(np.float32)
     yaw = p["yaw0"] + p["yaw_rate"] * t
-    # SMPL rest pose is y-up, facing +z; the OpenCV camera is y-down: flip by pi about x, then yaw
-    # about the body's vertical axis and a small lean.
-    rots = [
-        Rotation.from_rotvec([np.pi, 0, 0])
-        * Rotation.from_euler("yxz", [yaw[i], p["lean"][i, 0], p["lean"][i, 1]])
-        for i in range(len(yaw))
-    ]
-    global_orient = np.stack([r.as_rotvec() for r in rots]).astype(np.float32)
+    # SMPL rest pose is y-up, facing +z; the OpenCV camera is y-down: flip by pi about x, after
+    # the yaw about the body's vertical axis and a small lean (pitch about x, then roll about z).
+    rot = (
+        _about(0, np.full_like(yaw, np.pi))
+        @ _about(2, p["lean"][:, 1])
+        @ _about(0, p["lean"][:, 0])
+        @ _about(1, yaw)
+    )
+    global_orient = rotations.matrix_to_axis_angle(rot).astype(np.float32)
     pelvis = p["start"] + p["velocity"] * t
     pelvis[:, 2] = np.maximum(pelvis[:, 2], 1.5)  # drift never brings a person into the camera
     return dict(seq=seq, t=t, body_pose=body_pose, global_orient=global_orient, pelvis=pelvis,
                 **{k: p[k] for k in ("K", "background", "betas", "outfits")})  # fmt: skip
+
+
+def _pose_people(model, fp: dict, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices [n v 3], joints [n 24 3] and ``transl`` [n 3] putting each pelvis at its place.
+
+    The body model runs on ``m`` (max_people) slots so it compiles once per config.
+    """
+    n = len(fp["betas"])
+
+    def pad(x):
+        return np.concatenate([x, np.zeros((m - n, *x.shape[1:]), x.dtype)])
+
+    out = model(betas=jnp.asarray(pad(fp["betas"])), body_pose=jnp.asarray(pad(fp["body_pose"])),
+                global_orient=jnp.asarray(pad(fp["global_orient"])))  # fmt: skip
+    verts0, joints0 = np.asarray(out.vertices)[:n], np.asarray(out.joints)[:n]
+    # smplx adds transl after posing, so the pelvis lands at joints[0] + transl.
+    transl = (fp["pelvis"] - joints0[:, 0].astype(np.float64)).astype(np.float32)
+    return verts0 + transl[:, None], joints0 + transl[:, None], transl
+
+
+def _project(points: np.ndarray, k: np.ndarray) -> np.ndarray:
+    p = points @ k.T.astype(np.float64)
+    return p[..., :2] / p[..., 2:3]
+
+
+def _visibility(j2d, joints_z, i: int, person_map, depth_map, s: int) -> np.ndarray:
+    """Inside the image and not behind a *different* person's surface at the joint's pixel (the
+    person's own surface is always in front of its inner joints)."""
+    px = np.rint(j2d).astype(int)
+    inside = (px >= 0).all(1) & (px < s).all(1) & (joints_z > 0)
+    pxc = np.clip(px, 0, s - 1)
+    owner = person_map[pxc[:, 1], pxc[:, 0]]
+    dz = depth_map[pxc[:, 1], pxc[:, 0]]
+    occluded = (owner >= 0) & (owner != i) & (dz < joints_z)
+    return (inside & ~occluded).astype(np.float32)
 
 
 def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
@@ -188,65 +231,41 @@ def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
 
     model, parts, garment = _body(cfg.body_model_seed)
     fp = frame_params(cfg, split_seed, index)
-    n, s = len(fp["betas"]), cfg.image_size
-    # Pad to max_people so the body model and the renderer compile once per config; padded
-    # meshes sit behind the camera (z < 0), which the rasteriser drops.
-    m = cfg.max_people
-
-    def pad(x):
-        return np.concatenate([x, np.zeros((m - n, *x.shape[1:]), x.dtype)])
-
-    out0 = model(betas=jnp.asarray(pad(fp["betas"])), body_pose=jnp.asarray(pad(fp["body_pose"])),
-                 global_orient=jnp.asarray(pad(fp["global_orient"])))  # fmt: skip
-    out0 = type(out0)(*(np.asarray(x)[:n] for x in out0))
-    # smplx adds transl after posing, so the pelvis lands at joints[0] + transl.
-    transl = (fp["pelvis"] - np.asarray(out0.joints[:, 0], np.float64)).astype(np.float32)
-    verts = np.asarray(out0.vertices) + transl[:, None]
-    joints = np.asarray(out0.joints) + transl[:, None]
-    K = fp["K"]
+    n, s, m, K = len(fp["betas"]), cfg.image_size, cfg.max_people, fp["K"]
+    verts, joints, transl = _pose_people(model, fp, m)
+    # Padded meshes (renderer compiled once per config) sit behind the camera (z < 0), which the
+    # rasteriser drops.
     hidden = np.full((m - n, *verts.shape[1:]), -1.0, np.float32)
+    colors = np.concatenate([fp["outfits"][:, garment], np.zeros((m - n, *garment.shape, 3))])
     r = render_meshes(np.concatenate([verts, hidden]), model.faces, K, s, s,
-                      colors=pad(fp["outfits"][:, garment]), background=fp["background"],
+                      colors=colors.astype(np.float32), background=fp["background"],
                       vertex_parts=parts, with_alone=True, min_patch=4)  # fmt: skip
-    person_map, depth_map = np.asarray(r.person), np.asarray(r.depth)
-    alone = np.asarray(r.alone)
-    proj = joints @ K.T.astype(np.float64)
-    j2d = (proj[..., :2] / proj[..., 2:3]).astype(np.float32)
-    vproj = verts @ K.T.astype(np.float64)
-    v2d = vproj[..., :2] / vproj[..., 2:3]
+    person_map, depth_map, alone = np.asarray(r.person), np.asarray(r.depth), np.asarray(r.alone)
+    j2d = _project(joints, K).astype(np.float32)
+    v2d = _project(verts, K)
     persons = []
     for i in range(n):
         pr = schema.empty_person()
         pr.update(betas=fp["betas"][i], global_orient=fp["global_orient"][i],
                   body_pose=fp["body_pose"][i], transl=transl[i],
                   joints_3d=joints[i].astype(np.float32), joints_2d=j2d[i])  # fmt: skip
-        # Visibility: inside the image and not behind a *different* person's surface at the
-        # joint's pixel (the person's own surface is always in front of its inner joints).
-        px = np.rint(j2d[i]).astype(int)
-        inside = (px >= 0).all(1) & (px < s).all(1) & (joints[i, :, 2] > 0)
-        pxc = np.clip(px, 0, s - 1)
-        owner = person_map[pxc[:, 1], pxc[:, 0]]
-        dz = depth_map[pxc[:, 1], pxc[:, 0]]
-        occluded = (owner >= 0) & (owner != i) & (dz < joints[i, :, 2])
-        pr["visibility"] = (inside & ~occluded).astype(np.float32)
-        lo = np.clip(v2d[i].min(0), 0, s - 1)
-        hi = np.clip(v2d[i].max(0), 0, s - 1)
+        pr["visibility"] = _visibility(j2d[i], joints[i, :, 2], i, person_map, depth_map, s)
+        lo, hi = np.clip(v2d[i].min(0), 0, s - 1), np.clip(v2d[i].max(0), 0, s - 1)
         pr["bbox"] = np.concatenate([lo, hi]).astype(np.float32)
         # Occlusion %: the person's silhouette rendered alone (same rasterisation pass, one
         # scatter per person) vs the pixels it still owns in the composite; 0 when off-image.
-        area = alone[i].sum()
-        own = (person_map == i).sum()
+        area, own = alone[i].sum(), (person_map == i).sum()
         pr["occlusion"] = np.float32(100.0 * (1 - own / area) if area else 0.0)
         pr.update(has_smpl=True, has_3d=True, has_2d=True, valid=True, gender=0, kid=False)
         schema.check_person(pr, f"siam_synthetic example {index}")
         persons.append(pr)
-    image = (np.asarray(r.image) * 255 + 0.5).astype(np.uint8)
+    name = f"{split_seed}_{fp['seq']:06d}"
     return {
-        "image": image,
+        "image": (np.asarray(r.image) * 255 + 0.5).astype(np.uint8),
         "intrinsics": K,
-        "sequence_id": f"{split_seed}_{fp['seq']:06d}",
+        "sequence_id": name,
         "frame_index": np.int64(fp["t"]),
-        "image_name": f"{split_seed}_{fp['seq']:06d}_{fp['t']:03d}.png",
+        "image_name": f"{name}_{fp['t']:03d}.png",
         "persons": schema.stack_persons(persons),
         # Not in the TFDS schema (removed by the builder): maps for tests and debugging.
         "_maps": {"person": person_map, "depth": depth_map, "part": np.asarray(r.part)},

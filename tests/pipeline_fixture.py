@@ -1,4 +1,4 @@
-"""A small TFDS fixture dataset for the input-pipeline benchmark and tests.
+"""A small TFDS fixture dataset for the input-pipeline tests (``tests/`` only, not the library).
 
 ``pipeline_fixture`` writes examples in the shared schema (``siam_jax.data.schema``) as
 array_record: people from the procedural body model, posed, shaped and placed in front of the
@@ -7,8 +7,8 @@ self-consistent by construction; images are smooth random backgrounds with recta
 Sequences of consecutive frames with smooth motion exercise clips. It is not the training data
 (``siam_synthetic`` renders the people); it is cheap to build and has known answers.
 
-Configs: ``a`` (tiny, 3D people, sequences of 5), ``b`` (tiny, 2D-only people),
-``bench`` (640x480 frames, the benchmark's images).
+Configs: ``a`` (tiny, 3D people, sequences of 5), ``b`` (tiny, 2D-only people). Rotations come
+from scipy, independent of ``siam_jax.body.rotations``.
 """
 
 from __future__ import annotations
@@ -45,9 +45,6 @@ class PipelineFixture(tfds.core.GeneratorBasedBuilder):
         FixtureConfig(
             name="b", num_sequences=3, seq_len=4, width=40, height=40, has_3d=False, seed=1
         ),
-        FixtureConfig(
-            name="bench", num_sequences=8, seq_len=8, height=480, width=640, max_people=5, seed=2
-        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -60,6 +57,47 @@ class PipelineFixture(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self):
         cfg = self.builder_config
         yield from fixture_examples(cfg)
+
+
+def _sequence(rng: np.random.Generator, cfg: FixtureConfig) -> dict:
+    """Intrinsics and per-frame SMPL parameters [t n ...] of one sequence of n people."""
+    h, w, t = cfg.height, cfg.width, cfg.seq_len
+    n = int(rng.integers(1, cfg.max_people + 1))
+    f = 1.1 * max(h, w)
+    k = np.array(
+        [[f, 0, w / 2 + rng.normal(0, 2)], [0, f * 1.02, h / 2 + rng.normal(0, 2)], [0, 0, 1]],
+        np.float32,
+    )
+    betas = np.repeat(rng.normal(0, 0.7, (1, n, 10)), t, axis=0)
+    body_pose = rng.normal(0, 0.15, (1, n, 23, 3)) + rng.normal(0, 0.02, (t, n, 23, 3))
+    yaw = rng.uniform(-np.pi, np.pi, (1, n)) + np.linspace(0, 0.3, t)[:, None]
+    # SMPL is y-up, the camera y-down: a half turn about x stands people upright.
+    rots = Rotation.from_euler("x", np.pi) * Rotation.from_euler("y", yaw.reshape(-1, 1))
+    depth = rng.uniform(3.0, 8.0, (1, n))
+    x = rng.uniform(-0.3, 0.3, (1, n)) * depth + np.linspace(0, 0.2, t)[:, None]
+    y = rng.uniform(-0.1, 0.1, (1, n)) * depth
+    return {
+        "k": k,
+        "betas": betas,
+        "body_pose": body_pose,
+        "global_orient": rots.as_rotvec().reshape(t, n, 3),
+        "transl": np.stack(np.broadcast_arrays(x, y, depth), axis=-1),
+    }
+
+
+def _person(seq: dict, verts, joints, fi: int, p: int, has_3d: bool) -> dict:
+    k = seq["k"]
+    person = schema.empty_person()
+    for key in ("betas", "global_orient", "body_pose", "transl"):
+        person[key] = seq[key][fi, p]
+    person["joints_3d"] = joints[fi, p]
+    person["joints_2d"] = _project(joints[fi, p], k)
+    person["visibility"] = np.ones(24)
+    pv = _project(verts[fi, p], k)
+    person["bbox"] = np.concatenate([pv.min(0), pv.max(0)])
+    person["has_smpl"] = person["has_3d"] = has_3d
+    person["has_2d"] = person["valid"] = True
+    return person
 
 
 def fixture_examples(cfg: FixtureConfig):
@@ -77,60 +115,25 @@ def fixture_examples(cfg: FixtureConfig):
         return out.vertices, out.joints
 
     rng = np.random.default_rng(cfg.seed)
-    h, w = cfg.height, cfg.width
+    t = cfg.seq_len
+    # One fixed shape (all frames x people of a sequence, zero-padded) so jit compiles once.
+    slots = max(40, t * cfg.max_people)
     for s in range(cfg.num_sequences):
-        n = int(rng.integers(1, cfg.max_people + 1))
-        t = cfg.seq_len
-        f = 1.1 * max(h, w)
-        k = np.array(
-            [[f, 0, w / 2 + rng.normal(0, 2)], [0, f * 1.02, h / 2 + rng.normal(0, 2)], [0, 0, 1]],
-            np.float32,
-        )
-        betas = np.repeat(rng.normal(0, 0.7, (1, n, 10)), t, axis=0)
-        body_pose = rng.normal(0, 0.15, (1, n, 23, 3)) + rng.normal(0, 0.02, (t, n, 23, 3))
-        yaw = rng.uniform(-np.pi, np.pi, (1, n)) + np.linspace(0, 0.3, t)[:, None]
-        # SMPL is y-up, the camera y-down: a half turn about x stands people upright.
-        rots = Rotation.from_euler("x", np.pi) * Rotation.from_euler("y", yaw.reshape(-1, 1))
-        global_orient = rots.as_rotvec().reshape(t, n, 3)
-        depth = rng.uniform(3.0, 8.0, (1, n))
-        x = rng.uniform(-0.3, 0.3, (1, n)) * depth + np.linspace(0, 0.2, t)[:, None]
-        y = rng.uniform(-0.1, 0.1, (1, n)) * depth
-        transl = np.stack(np.broadcast_arrays(x, y, depth), axis=-1)
-        # One fixed shape (all frames x people of a sequence, zero-padded) so jit compiles once.
-        slots = max(40, t * cfg.max_people)
-        args = [np.reshape(a, (t * n, -1)) for a in (betas, body_pose, global_orient, transl)]
-        args = [np.pad(a, ((0, slots - t * n), (0, 0))) for a in args]
-        verts, joints = pose(
-            jnp.asarray(args[0], jnp.float32),
-            jnp.asarray(args[1].reshape(slots, 23, 3), jnp.float32),
-            jnp.asarray(args[2], jnp.float32),
-            jnp.asarray(args[3], jnp.float32),
-        )
+        seq = _sequence(rng, cfg)
+        n = seq["betas"].shape[1]
+        args = [np.reshape(seq[a], (t * n, -1)) for a in ("betas", "body_pose", "global_orient",
+                                                          "transl")]  # fmt: skip
+        args = [jnp.asarray(np.pad(a, ((0, slots - t * n), (0, 0))), jnp.float32) for a in args]
+        verts, joints = pose(args[0], args[1].reshape(slots, 23, 3), args[2], args[3])
         verts = np.asarray(verts, np.float64)[: t * n].reshape(t, n, -1, 3)
         joints = np.asarray(joints, np.float64)[: t * n].reshape(t, n, -1, 3)
         for fi in range(t):
-            persons = []
-            for p in range(n):
-                person = schema.empty_person()
-                person["betas"] = betas[fi, p]
-                person["global_orient"] = global_orient[fi, p]
-                person["body_pose"] = body_pose[fi, p]
-                person["transl"] = transl[fi, p]
-                person["joints_3d"] = joints[fi, p]
-                person["joints_2d"] = _project(joints[fi, p], k)
-                person["visibility"] = np.ones(24)
-                pv = _project(verts[fi, p], k)
-                person["bbox"] = np.concatenate([pv.min(0), pv.max(0)])
-                person["has_smpl"] = cfg.has_3d
-                person["has_3d"] = cfg.has_3d
-                person["has_2d"] = True
-                person["valid"] = True
-                persons.append(person)
+            persons = [_person(seq, verts, joints, fi, p, cfg.has_3d) for p in range(n)]
             yield (
                 f"{s:03d}_{fi:03d}",
                 {
-                    "image": _background(rng, h, w),
-                    "intrinsics": k,
+                    "image": _background(rng, cfg.height, cfg.width),
+                    "intrinsics": seq["k"],
                     "sequence_id": f"seq{s:03d}",
                     "frame_index": fi,
                     "image_name": f"seq{s:03d}/{fi:05d}.png",
