@@ -14,8 +14,7 @@ from siam_jax.inference import media
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from siam_jax import models
-    from siam_jax.training import checkpointing
+    from siam_jax import checkpoints, models
     from siam_jax.training import state as state_lib
 
     config = importlib.import_module("configs.tiny").get_config()
@@ -24,7 +23,7 @@ def tiny_checkpoint(tmp_path_factory):
     body = models.load_body_model(config.model)
     model = models.build_model(config.model, rngs=nnx.Rngs(0), body_model=body)
     _, state = state_lib.create_train_state(model, state_lib.make_optimizer(config))
-    ckpt = checkpointing.Checkpointer(str(workdir / "checkpoints"), keep=1, async_save=False)
+    ckpt = checkpoints.Checkpointer(str(workdir / "checkpoints"), keep=1, async_save=False)
     ckpt.save(7, state, None)
     ckpt.close()
     return config, workdir

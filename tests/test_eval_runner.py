@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from siam_jax.evaluation import runner
-from siam_jax.training import checkpointing
+from siam_jax import checkpoints
+from siam_jax.evaluation import evaluators, runner
+from siam_jax.evaluation import frames as frames_lib
+from siam_jax.evaluation.gt_meshes import GtMeshes
+from siam_jax.evaluation.predictions import Prediction
 from tests import fixtures_official as fx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,12 +39,11 @@ def _config(data_dir: str, body_dir: str = ""):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """A checkpoint of an initialised tiny SIAM written by the training code's Checkpointer."""
+    """A checkpoint of an initialised tiny SIAM (a TrainState, as training writes it)."""
     import jax
     from flax import nnx
 
     from siam_jax import models
-    from siam_jax.training import checkpointing
     from siam_jax.training import state as state_lib
 
     config = _config("")
@@ -55,7 +57,7 @@ def workdir(tmp_path_factory):
 
     state = jax.jit(init)()
     work = tmp_path_factory.mktemp("work")
-    ck = checkpointing.Checkpointer(str(work / "checkpoints"), keep=2, async_save=False)
+    ck = checkpoints.Checkpointer(str(work / "checkpoints"), keep=2, async_save=False)
     ck.save(3, state, None)
     ck.close()
     return str(work)
@@ -99,7 +101,7 @@ def _check_report(path: str, dataset: str, protocol: str, metric_keys) -> dict:
 
 def test_missing_checkpoint_names_the_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path}: holds no checkpoint"):
-        checkpointing.restore_model(_config(""), str(tmp_path))
+        checkpoints.restore_model(_config(""), str(tmp_path))
 
 
 def test_eval_py_on_tiny_synthetic_split(workdir, tmp_path):
@@ -176,15 +178,15 @@ def _frames(data_dir: str, spec: str, split: str, input_size: int = 64):
 
     s = mixture.DatasetSpec.parse(spec, split)
     src = mixture.open_source(s, data_dir, skip_images=True)
-    return [runner.read_frame(src, i, input_size, spec) for i in range(len(src))]
+    return [frames_lib.read_frame(src, i, input_size, spec) for i in range(len(src))]
 
 
-def _gt_prediction(frame, gt: runner.GtMeshes, order) -> runner.Prediction:
+def _gt_prediction(frame, gt: GtMeshes, order) -> Prediction:
     """Predictions equal to the GT people ``order`` (a permutation, possibly with extras)."""
     p = frame.persons
     verts, _ = gt(p, order)
     eye = np.broadcast_to(np.eye(3, dtype=np.float32), (len(order), 24, 3, 3))
-    return runner.Prediction(
+    return Prediction(
         joints_2d=p["joints_2d"][order], centres=p["joints_2d"][order, 0],
         joints_3d=p["joints_3d"][order], vertices=verts, global_orient=eye[:, :1],
         body_pose=eye[:, 1:], betas=p["betas"][order], transl=p["transl"][order],
@@ -196,9 +198,9 @@ def test_gt_predictions_score_zero_and_f1_one(real_data):
 
     data_dir, _ = real_data
     body = get_body_model("")  # procedural seed 0 = the fixtures' SMPL_NEUTRAL
-    gt = runner.GtMeshes({"neutral": body})
+    gt = GtMeshes({"neutral": body})
 
-    ev = runner.Pw3dEval(body, gt, "romp_vibe")
+    ev = evaluators.Pw3dEval(body, gt, "romp_vibe")
     for fr in _frames(data_dir, "pw3d:full", "test"):
         ev.add(fr, _gt_prediction(fr, gt, np.arange(len(fr.persons["valid"]))[::-1]))
     res = ev.result()
@@ -207,7 +209,7 @@ def test_gt_predictions_score_zero_and_f1_one(real_data):
         assert res[k] < 1e-3, (k, res[k])
 
     frames = _frames(data_dir, "agora:1280x720", "train")
-    ev = runner.AgoraEval(gt, None)
+    ev = evaluators.AgoraEval(gt, None)
     for fr in frames:
         p = fr.persons  # matchable: isValid and occlusion <= 90 (official get_matching)
         order = np.flatnonzero(p["valid"] & (p["occlusion"] <= 90))[::-1]
@@ -218,13 +220,13 @@ def test_gt_predictions_score_zero_and_f1_one(real_data):
 
     # The occluded (95 %) person of image 1 predicted: the official evaluator calls it a false
     # positive (docs/evaluation.md); precision 2/3, F1 = 2 / (2 + 0.5) = 0.8.
-    ev = runner.AgoraEval(gt, None)
+    ev = evaluators.AgoraEval(gt, None)
     for fr in frames:
         ev.add(fr, _gt_prediction(fr, gt, np.arange(len(fr.persons["valid"]))))
     res = ev.result()
     assert res["num_false_positives"] == 1 and res["f1"] == 0.8 and res["precision"] == 0.67
 
-    ev = runner.SyntheticEval(gt)  # AGORA frames: GT joints made with the neutral model
+    ev = evaluators.SyntheticEval(gt)  # AGORA frames: GT joints made with the neutral model
     for fr in frames:
         ev.add(fr, _gt_prediction(fr, gt, np.arange(len(fr.persons["valid"]))[::-1]))
     res = ev.result()
@@ -235,11 +237,11 @@ def test_gt_predictions_score_zero_and_f1_one(real_data):
         def regress_h36m(v):
             return v[..., :17, :]
 
-    ev = runner.PanopticEval(H36mIsFirst17())
+    ev = evaluators.PanopticEval(H36mIsFirst17())
     for fr in _frames(data_dir, "cmu_panoptic", "test"):
         j = fr.persons["joints_h36m_3d"][::-1] + np.float32(5.0)  # any offset: root-aligned
         z = np.zeros((len(j), 1))
-        ev.add(fr, runner.Prediction(z, z, z, j, z, z, z, z))  # only `vertices` is read
+        ev.add(fr, Prediction(z, z, z, j, z, z, z, z))  # only `vertices` is read
     res = ev.result()
     assert res["mean"] < 1e-2 and res["num_persons"] == 5 and res["num_mismatch"] == 0
 
@@ -260,7 +262,7 @@ def test_pipeline_pixels_map_back_to_the_stored_image(real_data):
     for b, fr in enumerate(frames):
         n = int(batch["person_valid"][b, 0].sum())
         assert n > 0
-        got = runner.to_stored_pixels(batch["joints_2d"][b, 0, :n], fr.to_stored)
+        got = frames_lib.to_stored_pixels(batch["joints_2d"][b, 0, :n], fr.to_stored)
         # Slots are ordered nearest first: compare as sets of people.
         ref = fr.persons["joints_2d"]
         for person in got:

@@ -74,7 +74,14 @@ def test_crmh_protocol_by_hand():
     assert r["num_persons"] == 5
 
 
-def test_activity_names():
-    assert panoptic.activity_of("160422_ultimatum1-00_16_00003000.jpg") == "ultimatum"
-    with pytest.raises(ValueError, match="activity"):
-        panoptic.activity_of("171204_pose1")
+def test_images_are_scored_under_their_sequence_activity():
+    """The accumulator files an image under the activity its CRMH sequence name says, and
+    refuses a sequence of none of the four (the dataset's ``panoptic_activity``)."""
+    k = _j24()
+    pred = panoptic.gt_h36m_from_j24(k[None])[0] + 1.0  # a shifted copy: root-aligned, error 0
+    acc = panoptic.PanopticAccumulator()
+    acc.add_image("160422_ultimatum1-00_16_00003000.jpg", pred, kpts3d=k[None])
+    assert acc.counts() == {"haggling": 0, "mafia": 0, "ultimatum": 1, "pizza": 0}
+    assert acc.result()["ultimatum"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="activities"):
+        acc.add_image("171204_pose1", pred, kpts3d=k[None])

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from siam_jax.training import checkpointing, loop
+from siam_jax import checkpoints
+from siam_jax.training import loop
 from siam_jax.training.metrics_writer import read_metrics
 from tests import test_train_helpers as h
 
@@ -129,7 +130,7 @@ def test_resume_after_sigkill_is_exact(reference_run, tmp_path):
     # killed while batch 3 is requested, i.e. after the step-2 checkpoint; steps 1-3 are logged
     rc, _, _ = _run_subprocess(tmp_path, action="kill:3")
     assert rc == -9
-    assert checkpointing.Checkpointer(str(tmp_path / "checkpoints"), keep=3).latest_step() == 2
+    assert checkpoints.Checkpointer(str(tmp_path / "checkpoints"), keep=3).latest_step() == 2
     h.run_fake_training(str(tmp_path))  # restart in the same workdir
     _assert_same_losses(_losses(tmp_path), want, rtol=1e-6)
 
@@ -138,7 +139,7 @@ def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
     rc, out, err = _run_subprocess(tmp_path, {"checkpoint_every_steps": 100}, action="term:2")
     assert rc == 0, err[-3000:]
     assert "preempted" in out
-    ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints"), keep=3)
+    ckpt = checkpoints.Checkpointer(str(tmp_path / "checkpoints"), keep=3)
     # the batch of step 3 was being requested when SIGTERM arrived: the step runs, then saves
     assert ckpt.latest_step() == 3
     rows = read_metrics(str(tmp_path / "metrics.jsonl"))

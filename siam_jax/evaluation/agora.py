@@ -24,18 +24,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import json
 import math
 import os
 import pickle
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from siam_jax.common import files
 from siam_jax.evaluation.agora_matching import match_image
 
 # calculate_v2v_error.py: SMPL_JOINTS = 24; align_by_pelvis uses joints 1 and 2 (L/R hip).
@@ -293,6 +292,41 @@ def _gt_valid_for_matching(row) -> np.ndarray:
     return (occ <= 90) & (occ >= 0) & np.asarray(row["isValid"], bool)
 
 
+def _score_image(
+    row, preds: Sequence[Mapping[str, Any]], body_fn: BodyFn | None, idx: np.ndarray | None
+) -> tuple[list[PersonRecord], int]:
+    """``(records of the valid GT people, number of false positives)`` of one GT row."""
+    img = image_key(row["imgPath"])
+    is_valid = [bool(v) for v in row["isValid"]]
+    kid = row["kid"] if "kid" in row.index else [False] * len(is_valid)
+
+    def miss(j: int) -> PersonRecord:
+        return PersonRecord(img, j, bool(kid[j]), True, 0.0, 0.0)
+
+    if not preds:
+        # compute_avg_error: no prediction file for the image -> every valid GT a miss.
+        return [miss(j) for j, v in enumerate(is_valid) if v], 0
+    try:
+        pred2d = [np.asarray(p["joints"], np.float64).squeeze() for p in preds]
+    except KeyError as e:
+        raise KeyError(f"{img}: a prediction lacks the 2D 'joints' key") from e
+    match = match_image(pred2d, list(row["gt_joints_2d"]), _gt_valid_for_matching(row))
+    status = match.gt_status(len(is_valid))
+    records = []
+    for j in (j for j, v in enumerate(is_valid) if v):
+        s = status[j]
+        if isinstance(s, str):  # 'miss' or 'invalid' both count as misses
+            records.append(miss(j))
+            continue
+        try:
+            pj, pv = prediction_joints_verts(preds[s], body_fn)
+        except (KeyError, ValueError, NotImplementedError) as e:
+            raise type(e)(f"{img}: prediction {s}: {e}") from e
+        mpjpe, mve = person_errors(row["gt_joints_3d"][j], row["gt_verts"][j], pj, pv, idx)
+        records.append(PersonRecord(img, j, bool(kid[j]), False, MM * mpjpe, MM * mve))
+    return records, len(match.false_positives)
+
+
 def evaluate_agora(
     gt_df_list: Sequence,
     predictions: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -318,71 +352,15 @@ def evaluate_agora(
         check_gt_frame(df)
         for i in range(len(df)):
             row = df.iloc[i]
-            img = image_key(row["imgPath"])
-            preds = list(predictions.get(img, []))
-            is_valid = [bool(v) for v in row["isValid"]]
-            kid_col = row["kid"] if "kid" in row.index else [False] * len(is_valid)
-            if not preds:
-                # compute_avg_error: no prediction file for the image -> every valid GT a miss.
-                records += [
-                    PersonRecord(img, j, bool(kid_col[j]), True, 0.0, 0.0)
-                    for j, v in enumerate(is_valid)
-                    if v
-                ]
-                continue
-            try:
-                pred2d = [np.asarray(p["joints"], np.float64).squeeze() for p in preds]
-            except KeyError as e:
-                raise KeyError(f"{img}: a prediction lacks the 2D 'joints' key") from e
-            match = match_image(pred2d, list(row["gt_joints_2d"]), _gt_valid_for_matching(row))
-            num_fp += len(match.false_positives)
-            status = match.gt_status(len(is_valid))
-            for j, valid in enumerate(is_valid):
-                if not valid:
-                    continue
-                s = status[j]
-                if isinstance(s, str):  # 'miss' or 'invalid' both count as misses
-                    records.append(PersonRecord(img, j, bool(kid_col[j]), True, 0.0, 0.0))
-                    continue
-                try:
-                    pj, pv = prediction_joints_verts(preds[s], body_fn)
-                except (KeyError, ValueError, NotImplementedError) as e:
-                    raise type(e)(f"{img}: prediction {s}: {e}") from e
-                mpjpe, mve = person_errors(row["gt_joints_3d"][j], row["gt_verts"][j], pj, pv, idx)
-                records.append(PersonRecord(img, j, bool(kid_col[j]), False, MM * mpjpe, MM * mve))
+            preds = list(predictions.get(image_key(row["imgPath"]), []))
+            image_records, image_fp = _score_image(row, preds, body_fn, idx)
+            records += image_records
+            num_fp += image_fp
     result = aggregate(records, num_fp)
     return (result, records) if return_records else result
 
 
 # ----------------------------------------------------------------------------- output / CLI
-
-
-def _jsonable(v: Any) -> Any:
-    """JSON-ready copy: numpy -> Python, NaN/inf (the official 'nan' placeholders) -> null."""
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic | np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def write_json(path: str, data: Mapping[str, Any]) -> None:
-    """Write JSON to a temp file in the target folder, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(data), f, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _load_body_model(path: str):
@@ -416,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = evaluate_agora(gt, preds, idx, model)
     result["img_width"], result["img_height"] = args.img_width, args.img_height
     result["body_verts"] = "all" if idx is None else int(idx.shape[0])
-    write_json(args.out, result)
+    files.write_json(args.out, result)
     keys = ("precision", "recall", "f1", "body-MPJPE", "body-MVE", "body-NMJE", "body-NMVE")
     print(" ".join(f"{k}={result[k]}" for k in keys))
     return 0

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from siam_jax.common import files
 
 AGORA_WIDTH, AGORA_HEIGHT = 3840, 2160
 
@@ -98,10 +99,9 @@ def write_agora_predictions(
 ) -> list[str]:
     """Write ``<stem>_personId_<k>.pkl`` for each person of one image; returns the paths.
 
-    ``image_name`` may carry an extension (``x.png``) or not. Each file goes to a temporary name
-    in ``out_dir`` first and is renamed into place.
+    ``image_name`` may carry an extension (``x.png``) or not. Each file is written atomically
+    (``siam_jax.common.files.atomic_path``): whole or absent.
     """
-    os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(image_name))[0]
     if not stem:
         raise ValueError(f"empty image name {image_name!r}")
@@ -109,14 +109,8 @@ def write_agora_predictions(
     for k, person in enumerate(persons):
         rec = person_record(person)
         path = os.path.join(out_dir, f"{stem}_personId_{k}.pkl")
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp_", suffix=".partial")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(rec, f, protocol=4)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        # ".partial": a crashed write never matches the official loader's "*.pkl" glob.
+        with files.atomic_path(path, suffix=".partial") as tmp, open(tmp, "wb") as f:
+            pickle.dump(rec, f, protocol=4)
         paths.append(path)
     return paths

@@ -84,6 +84,67 @@ class ImageMatching:
         return [status[g] for g in range(num_gt)]
 
 
+def _next_pair(costs, combs, preds, gts, op_assigned, gt_assigned, iou_thresh):
+    """``(pred, gt, false_positive)``: the official inner ``while not found`` loop.
+
+    Takes the cheapest untried pair (and marks it tried): a pair failing the IoU gate is a false
+    positive, whoever it involves; a pair of two unassigned people passing it is a match; any
+    other pair is skipped.
+    """
+    while True:
+        if np.all(np.isinf(costs)):
+            # The official loop logs 'something went wrong' and then spins on combs[0]
+            # (np.argmin of all-inf is 0): it ends only if that pair fails the IoU gate.
+            p, g = combs[0]
+            if bbox_iou(preds[p], gts[g]) < iou_thresh:
+                return p, g, True
+            raise RuntimeError(
+                "AGORA matching ran out of pairs (the official evaluator loops forever here)"
+            )
+        k = int(np.argmin(costs))
+        p, g = combs[k]
+        costs[k] = np.inf
+        if bbox_iou(preds[p], gts[g]) < iou_thresh:
+            return p, g, True
+        if not op_assigned[p] and not gt_assigned[g]:
+            return p, g, False
+
+
+def _greedy(preds, gts, valid, iou_thresh, nkps) -> tuple[list[tuple[int, int]], list[int]]:
+    """``(pairs, invalid GT)`` of the official outer loop (matching.py: match_2d_greedy)."""
+    n_pred, n_gt = len(preds), len(gts)
+    # itertools.product(predList, gtList) order: prediction-major, so ties go to the lower pred.
+    combs = [(p, g) for p in range(n_pred) for g in range(n_gt)]
+    costs = np.array([spectral_cost(preds[p], gts[g], nkps) for p, g in combs], np.float64)
+    gt_assigned = np.zeros(n_gt, bool)
+    op_assigned = np.zeros(n_pred, bool)
+    pairs: list[tuple[int, int]] = []
+    invalid: list[int] = []
+    fp_counter = 0
+    while gt_assigned.sum() < n_gt and op_assigned.sum() + fp_counter < n_pred:
+        p, g, false_positive = _next_pair(
+            costs, combs, preds, gts, op_assigned, gt_assigned, iou_thresh
+        )
+        fp_counter += int(false_positive)
+        if not valid[g]:  # an invalid GT is marked, even by a false-positive pair
+            gt_assigned[g] = True
+            invalid.append(g)
+        elif not false_positive:
+            pairs.append((p, g))
+            op_assigned[p] = gt_assigned[g] = True
+    return pairs, invalid
+
+
+def _joint_arrays(name: str, arrays: Sequence[np.ndarray], nkps: int) -> list[np.ndarray]:
+    out = [np.asarray(a, np.float64) for a in arrays]
+    for i, a in enumerate(out):
+        if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] < nkps:
+            raise ValueError(
+                f"{name} {i}: 2D joints must be [J>={nkps}, >=2] pixels, got {a.shape}"
+            )
+    return out
+
+
 def match_image(
     pred_joints2d: Sequence[np.ndarray],
     gt_joints2d: Sequence[np.ndarray],
@@ -98,62 +159,16 @@ def match_image(
       gt_joints2d: per GT person a [J, 2] array in the same pixels and order.
       valid: per GT person, ``isValid & 0 <= occlusion <= 90`` (matching.py: get_matching).
     """
-    preds = [np.asarray(p, np.float64).squeeze() for p in pred_joints2d]
-    gts = [np.asarray(g, np.float64) for g in gt_joints2d]
+    preds = _joint_arrays("prediction", [np.asarray(p).squeeze() for p in pred_joints2d], nkps)
+    gts = _joint_arrays("gt", gt_joints2d, nkps)
     valid = np.asarray(valid, bool).reshape(-1)
     if valid.shape[0] != len(gts):
         raise ValueError(f"valid has {valid.shape[0]} entries for {len(gts)} GT people")
-    for name, arrs in (("prediction", preds), ("gt", gts)):
-        for i, a in enumerate(arrs):
-            if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] < nkps:
-                raise ValueError(
-                    f"{name} {i}: 2D joints must be [J>={nkps}, >=2] pixels, got {a.shape}"
-                )
-    n_pred, n_gt = len(preds), len(gts)
-    # itertools.product(predList, gtList) order: prediction-major, so ties go to the lower pred.
-    combs = [(p, g) for p in range(n_pred) for g in range(n_gt)]
-    costs = np.array([spectral_cost(preds[p], gts[g], nkps) for p, g in combs], np.float64)
-
-    gt_assigned = np.zeros(n_gt, bool)
-    op_assigned = np.zeros(n_pred, bool)
-    pairs: list[tuple[int, int]] = []
-    invalid: list[int] = []
-    fp_counter = 0
-    while gt_assigned.sum() < n_gt and op_assigned.sum() + fp_counter < n_pred:
-        found = false_positive = False
-        while not found:
-            if np.all(np.isinf(costs)):
-                # The official loop logs 'something went wrong' and then spins on combs[0]
-                # (np.argmin of all-inf is 0): it ends only if that pair fails the IoU gate.
-                p, g = combs[0]
-                if bbox_iou(preds[p], gts[g]) < iou_thresh:
-                    found = false_positive = True
-                    fp_counter += 1
-                    break
-                raise RuntimeError(
-                    "AGORA matching ran out of pairs (the official evaluator loops forever here)"
-                )
-            k = int(np.argmin(costs))
-            p, g = combs[k]
-            iou = bbox_iou(preds[p], gts[g])
-            costs[k] = np.inf
-            if not op_assigned[p] and not gt_assigned[g] and iou >= iou_thresh:
-                found = True
-            elif iou < iou_thresh:
-                found = false_positive = True
-                fp_counter += 1
-        if valid[g]:
-            if not false_positive:
-                pairs.append((p, g))
-                op_assigned[p] = gt_assigned[g] = True
-        else:
-            gt_assigned[g] = True
-            invalid.append(g)
-
+    pairs, invalid = _greedy(preds, gts, valid, iou_thresh, nkps)
     matched_preds = {p for p, _ in pairs}
     matched_gts = {g for _, g in pairs}
-    fps = tuple(p for p in range(n_pred) if p not in matched_preds)
-    misses = tuple(g for g in range(n_gt) if g not in matched_gts and valid[g])
+    fps = tuple(p for p in range(len(preds)) if p not in matched_preds)
+    misses = tuple(g for g in range(len(gts)) if g not in matched_gts and valid[g])
     # Unmatched invalid GT are appended again after the loop (so an index may appear twice).
-    invalid += [g for g in range(n_gt) if g not in matched_gts and not valid[g]]
+    invalid += [g for g in range(len(gts)) if g not in matched_gts and not valid[g]]
     return ImageMatching(tuple(pairs), fps, misses, tuple(invalid))

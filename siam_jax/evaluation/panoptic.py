@@ -23,27 +23,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-# CRMH smpl_utils.py: J24_TO_H36M (SPIN 24-joint superset -> H36M-17).
-J24_TO_H36M = (14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6)
-J24_PELVIS = 14
-ACTIVITIES = ("haggling", "mafia", "ultimatum", "pizza")
-# CRMH DATASETS.md: the four test sequences (HD cameras 00_16 and 00_30).
-SEQUENCES = {
-    "160422_haggling1": "haggling",
-    "160422_mafia2": "mafia",
-    "160422_ultimatum1": "ultimatum",
-    "160906_pizza1": "pizza",
-}
+# CRMH smpl_utils.py J24_TO_H36M (SPIN 24-joint superset -> H36M-17) and its root, J24 14.
+from siam_jax.body.joint_sets import J24_PELVIS, J24_TO_H36M
+
+# The four activities and the activity of a sequence id belong to the dataset.
+from siam_jax.data.builders.cmu_panoptic import ACTIVITIES, panoptic_activity
+
 MM = 1000.0
-
-
-def activity_of(name: str) -> str:
-    """Activity of a sequence or image name (``160422_haggling1-00_16_0001.jpg`` -> haggling)."""
-    low = name.lower()
-    hits = [a for a in ACTIVITIES if a in low]
-    if len(hits) != 1:
-        raise ValueError(f"cannot tell the CMU-Panoptic activity of {name!r} (one of {ACTIVITIES})")
-    return hits[0]
 
 
 def gt_h36m_from_j24(kpts3d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +93,7 @@ class PanopticAccumulator:
         An image without any prediction cannot be paired (CRMH always has detections); it is
         counted in ``num_images_without_prediction`` and skipped. Returns the image's mm error.
         """
-        activity = activity_of(name)
+        activity = panoptic_activity(name)
         if kpts3d is not None:
             gt17, vis = gt_h36m_from_j24(kpts3d)
         elif gt17 is None or vis is None:

@@ -27,13 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from siam_jax.body.joint_sets import H36M_TO_J14  # SPIN constants.py: LSP-14 from H36M-17
 from siam_jax.evaluation import metrics
 from siam_jax.evaluation.agora_matching import match_image
 
 PROTOCOLS = ("romp_vibe", "spin")
-# SPIN constants.py: H36M_TO_J17 and its first 14 entries, the LSP-14 joints from the H36M set.
-H36M_TO_J17 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9)
-H36M_TO_J14 = H36M_TO_J17[:14]
 # LSP-14 order: R ankle, R knee, R hip, L hip, ... (SPIN constants.py); VIBE's mid-hip uses 2, 3.
 LSP_R_HIP, LSP_L_HIP = 2, 3
 H36M_PELVIS = 0

@@ -75,7 +75,7 @@ def run_demo(
     save_obj: bool = False,
 ) -> dict:
     """Runs the demo; returns a summary (frames, frames without people, IDs seen, outputs)."""
-    from siam_jax.training.checkpointing import restore_model
+    from siam_jax.checkpoints import restore_model
 
     source = media.open_source(input_path)  # clear errors for missing / unreadable inputs first
     out_dir = Path(output_dir)

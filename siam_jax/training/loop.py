@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from siam_jax.training import checkpointing
+from siam_jax import checkpoints
 from siam_jax.training import metrics_writer as mw
 from siam_jax.training import state as state_lib
 from siam_jax.training import step as step_lib
@@ -123,7 +123,7 @@ def _replicate(tree, mesh):
     repl = step_lib.replicated(mesh)
 
     def put(x):
-        if checkpointing.is_key(x):  # typed PRNG keys travel as their key data
+        if checkpoints.is_key(x):  # typed PRNG keys travel as their key data
             data = put(jax.random.key_data(x))
             return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
         x = np.asarray(x)
@@ -277,7 +277,7 @@ def train_and_evaluate(
     # ----------------------------------------------------------------------- checkpoint, resume
     # Order: 1) this workdir's latest checkpoint (a restart), 2) config.init_checkpoint,
     # 3) PyTorch HRNet weights (config.model.backbone.pretrained), 4) from scratch.
-    ckpt = checkpointing.Checkpointer(
+    ckpt = checkpoints.Checkpointer(
         os.path.join(workdir, "checkpoints"), keep=int(config.keep_checkpoints)
     )
     latest = ckpt.latest_step()
@@ -289,7 +289,7 @@ def train_and_evaluate(
     else:
         state = jax.jit(init_state, out_shardings=repl)()
         if config.init_checkpoint:
-            loaded = checkpointing.restore_params_from(config.init_checkpoint, abstract_state)
+            loaded = checkpoints.restore_params_from(config.init_checkpoint, abstract_state)
             state = state.replace(params=loaded.params, rest=loaded.rest)
             _say(f"initialised from config.init_checkpoint={config.init_checkpoint}")
         elif config.model.backbone.pretrained:

@@ -1,0 +1,178 @@
+"""Orbax checkpoints of a training state and the data-iterator state.
+
+One checkpoint step ``DIR/<step>/`` holds three items (``ocp.args.Composite``):
+
+- ``model``: ``{"params", "rest"}`` of the state (``StandardSave``): what evaluation, the demo
+  and ``config.init_checkpoint`` read, so they restore the model without building an optimizer;
+- ``train``: every other field of the state (the step counter, the optimizer state);
+- ``data``: each process's input-iterator state, through Grain's own handler (``iterator_state``).
+
+The state is any dataclass pytree with ``params`` and ``rest`` fields (the trainer's
+``TrainState``: step, params, rest, opt_state); nothing here knows its other fields. RNG key
+arrays are stored as their key data (``keys``). Saves are asynchronous unless asked otherwise;
+``wait()`` blocks until the last one is committed. Each item's saved tree is compared with the
+expected one before it is read (``compat.check_compatible``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, NamedTuple
+
+import orbax.checkpoint as ocp
+
+from siam_jax.checkpoints import iterator_state, keys
+from siam_jax.checkpoints.compat import check_compatible
+
+MODEL_ITEM, TRAIN_ITEM, DATA_ITEM = "model", "train", iterator_state.ITEM
+MODEL_FIELDS = ("params", "rest")
+
+
+class ModelState(NamedTuple):
+    """The model half of a state: ``params`` (nnx.Param) and ``rest`` (BatchNorm statistics,
+    RNG streams), as ``nnx.split(model, nnx.Param, ...)`` gives them."""
+
+    params: Any
+    rest: Any
+
+
+def _split(state) -> tuple[dict, dict]:
+    """``(model item, train item)`` trees of a state dataclass."""
+    fields = [f.name for f in dataclasses.fields(state)]
+    missing = [f for f in MODEL_FIELDS if f not in fields]
+    if missing:
+        raise TypeError(f"{type(state).__name__} lacks the fields {missing} of a model state")
+    model = {f: getattr(state, f) for f in MODEL_FIELDS}
+    train = {f: getattr(state, f) for f in fields if f not in MODEL_FIELDS}
+    return model, train
+
+
+def _item_handlers() -> dict:
+    # Named up front so a fresh manager can read the metadata of existing checkpoints.
+    return {
+        MODEL_ITEM: ocp.StandardCheckpointHandler(),
+        TRAIN_ITEM: ocp.StandardCheckpointHandler(),
+        DATA_ITEM: iterator_state.handler(),
+    }
+
+
+class Checkpointer:
+    """``CheckpointManager`` over ``directory`` with the state's items and the iterator state.
+
+    ``keep``: the number of steps kept (None: all). ``create=False`` opens an existing folder
+    for reading only (evaluation, the demo, ``init_checkpoint``).
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        keep: int | None = None,
+        async_save: bool = True,
+        create: bool = True,
+    ):
+        self.directory = os.path.abspath(directory)
+        if not create and not os.path.isdir(self.directory):
+            raise FileNotFoundError(f"{self.directory}: no checkpoint directory")
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            item_handlers=_item_handlers(),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=None if keep is None else int(keep),
+                create=create,
+                enable_async_checkpointing=async_save,
+            ),
+        )
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def save(self, step: int, state, data_state: Any | None) -> None:
+        """Saves ``state`` (a dataclass with ``params`` and ``rest``) and the iterator state
+        captured at ``step`` (any JSON-able ``get_state()`` value, or None)."""
+        model, train = _split(state)
+        items = {
+            MODEL_ITEM: ocp.args.StandardSave(keys.to_saveable(model)),
+            TRAIN_ITEM: ocp.args.StandardSave(keys.to_saveable(train)),
+        }
+        if data_state is not None:
+            items[DATA_ITEM] = iterator_state.save_args(data_state)
+        self.manager.save(int(step), args=ocp.args.Composite(**items), force=True)
+
+    def _where(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    def _target(self, step: int, item: str, abstract) -> Any:
+        """The restore target of ``item`` at ``step``, checked against the saved tree."""
+        where = self._where(step)
+        if not os.path.isdir(os.path.join(where, item)):
+            have = sorted(os.listdir(where)) if os.path.isdir(where) else []
+            raise ValueError(
+                f"{where}: no {item!r} item in this checkpoint (it holds {have}; one 'state' "
+                "item is the layout written before siam_jax.checkpoints, not read any more)"
+            )
+        target = keys.abstract_saveable(abstract)
+        check_compatible(self.manager.item_metadata(step)[item], target, where)
+        return target
+
+    def restore_model(self, step: int, abstract: ModelState) -> ModelState:
+        """The ``model`` item at ``step`` alone; ``abstract`` gives structure and shardings."""
+        tree = {"params": abstract.params, "rest": abstract.rest}
+        target = self._target(step, MODEL_ITEM, tree)
+        args = ocp.args.Composite(**{MODEL_ITEM: ocp.args.StandardRestore(target)})
+        restored = keys.from_saveable(self.manager.restore(int(step), args=args)[MODEL_ITEM], tree)
+        return ModelState(restored["params"], restored["rest"])
+
+    def restore(self, step: int, abstract_state, *, with_data: bool = True):
+        """``(state, data_state)`` at ``step``; ``abstract_state`` (the state dataclass of
+        ``ShapeDtypeStruct`` leaves) gives structure and shardings. ``data_state`` is None when
+        the checkpoint has none or ``with_data`` is False."""
+        model, train = _split(abstract_state)
+        targets = {
+            MODEL_ITEM: self._target(step, MODEL_ITEM, model),
+            TRAIN_ITEM: self._target(step, TRAIN_ITEM, train),
+        }
+        items = {k: ocp.args.StandardRestore(v) for k, v in targets.items()}
+        data_dir = os.path.join(self._where(step), DATA_ITEM)
+        if with_data and os.path.isdir(data_dir):
+            iterator_state.check_present(data_dir)
+            items[DATA_ITEM] = iterator_state.restore_args()
+        restored = self.manager.restore(int(step), args=ocp.args.Composite(**items))
+        fields = keys.from_saveable(restored[MODEL_ITEM], model)
+        fields.update(keys.from_saveable(restored[TRAIN_ITEM], train))
+        state = dataclasses.replace(abstract_state, **fields)
+        data = iterator_state.restored_state(restored[DATA_ITEM]) if DATA_ITEM in items else None
+        return state, data
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def restore_params_from(directory: str, abstract_state) -> ModelState:
+    """``params`` and ``rest`` of the latest checkpoint in another run's directory
+    (``config.init_checkpoint``); the optimizer starts fresh. ``abstract_state``: any object
+    with abstract ``params`` and ``rest`` (the trainer's abstract ``TrainState``)."""
+    where = os.path.abspath(directory)
+    if not os.path.isdir(where):
+        raise FileNotFoundError(f"config.init_checkpoint={directory!r}: no such directory")
+    with Checkpointer(where, async_save=False, create=False) as ckpt:
+        step = ckpt.latest_step()
+        if step is None:
+            raise FileNotFoundError(
+                f"config.init_checkpoint={directory!r}: no checkpoint found there"
+            )
+        return ckpt.restore_model(step, ModelState(abstract_state.params, abstract_state.rest))

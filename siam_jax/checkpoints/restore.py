@@ -1,0 +1,76 @@
+"""A trained SIAM back from the checkpoints training wrote, for evaluation and the demo.
+
+Reads only the checkpoint's ``model`` item (``manager``): the abstract target is the model's own
+``nnx.split(model, nnx.Param, ...)`` traced with ``jax.eval_shape`` (nothing allocated), so no
+optimizer and nothing of ``siam_jax.training`` is needed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from flax import nnx
+
+from siam_jax import models
+from siam_jax.checkpoints.manager import Checkpointer, ModelState
+
+
+def checkpoint_dir(path: str) -> str:
+    """``path`` may be a training workdir (holding ``checkpoints/``) or that folder itself."""
+    path = os.path.abspath(path)
+    inner = os.path.join(path, "checkpoints")
+    return inner if os.path.isdir(inner) else path
+
+
+def _pick_step(directory: str, steps: list[int], step: int | None) -> int:
+    if not steps:
+        raise FileNotFoundError(f"{directory}: holds no checkpoint")
+    if step is None:
+        return max(steps)
+    if int(step) not in steps:
+        raise FileNotFoundError(f"{directory}: no checkpoint at step {step} (have {steps})")
+    return int(step)
+
+
+def abstract_model(config, body_model) -> tuple[nnx.GraphDef, ModelState]:
+    """``(graph definition in eval mode, abstract ModelState)`` of the config's model, its
+    arrays on the first device (evaluation and the demo run on one host, unsharded)."""
+    graph = {}
+
+    def init() -> ModelState:
+        model = models.build_model(
+            config.model, rngs=nnx.Rngs(int(config.seed)), body_model=body_model
+        )
+        model.eval()  # NNX keeps train/eval mode in the (static) graph definition
+        graph["def"], params, rest = nnx.split(model, nnx.Param, ...)
+        return ModelState(params, rest)
+
+    abstract = jax.eval_shape(init)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract
+    )
+    return graph["def"], abstract
+
+
+def restore_model(config, path: str, step: int | None = None, body_model=None):
+    """``(model in eval mode, step)`` from the checkpoints that training wrote in ``path`` (a
+    workdir or its ``checkpoints/`` folder), at ``step`` or the latest.
+
+    Errors name the folder (and the steps it has); a checkpoint of another architecture fails on
+    the first mismatched key (``check_compatible``). ``body_model`` (default: the config's) gives
+    the shapes; its arrays are the checkpoint's (the model keeps its body as a constant variable).
+    """
+    directory = checkpoint_dir(path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory}: no checkpoint directory (train into it first)")
+    with Checkpointer(directory, async_save=False, create=False) as ckpt:
+        step = _pick_step(directory, ckpt.all_steps(), step)
+        if body_model is None:
+            body_model = models.load_body_model(config.model)
+        graphdef, abstract = abstract_model(config, body_model)
+        restored = ckpt.restore_model(step, abstract)
+    model = nnx.merge(graphdef, restored.params, restored.rest)
+    model.eval()
+    return model, step
