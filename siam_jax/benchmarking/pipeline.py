@@ -122,6 +122,7 @@ def fixture_examples(cfg: FixtureConfig):
                 pv = _project(verts[fi, p], k)
                 person["bbox"] = np.concatenate([pv.min(0), pv.max(0)])
                 person["has_smpl"] = cfg.has_3d
+                person["smpl_source"] = np.int32(1 if cfg.has_3d else 0)  # schema 2
                 person["has_3d"] = cfg.has_3d
                 person["has_2d"] = True
                 person["valid"] = True
@@ -135,6 +136,7 @@ def fixture_examples(cfg: FixtureConfig):
                     "frame_index": fi,
                     "image_name": f"seq{s:03d}/{fi:05d}.png",
                     "persons": schema.stack_persons(persons),
+                    **schema.frame_annotation(True),  # schema 2
                 },
             )
 

@@ -152,6 +152,9 @@ def sequence_persons(seq: dict, models: dict, image_size: tuple[int, int]) -> li
             p["bbox"] = cv.bbox_from_points(j2d[t][p["visibility"] > 0], width, height)
             ok = bool(valid[t])
             p["has_smpl"] = p["has_3d"] = p["has_2d"] = np.bool_(ok)
+            p["has_pose"] = p["has_global_orient"] = np.bool_(ok)
+            p["has_betas"] = p["has_transl"] = np.bool_(ok)
+            p["smpl_source"] = np.int32(schema.SMPL_SOURCES.index("dataset"))
             p["valid"] = np.bool_(ok)
             p["gender"] = np.int32(schema.GENDERS.index(gender))
             frames[t].append(p)
@@ -169,10 +172,15 @@ class Pw3dConfig(tfds.core.BuilderConfig):
 class Pw3d(tfds.core.GeneratorBasedBuilder):
     """3DPW frames in the shared schema (``pw3d``) and the 3DPW-OCC subset (``pw3d/pw3d_occ``)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     # No checksums file: skips TFDS's code-path lookup (needs importlib_resources, absent).
     code_path = None
-    RELEASE_NOTES = {"1.0.0": "Official sequenceFiles/imageFiles layout."}  # noqa: RUF012
+    RELEASE_NOTES = {  # noqa: RUF012
+        "1.0.0": "Official sequenceFiles/imageFiles layout.",
+        "1.1.0": "Schema 2: per-term flags, smpl_source, all_persons_annotated False "
+        "(bystanders are not annotated), keypoint superset fields (empty).",
+    }
+
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [  # noqa: RUF012
         Pw3dConfig(name="full", description="All 3DPW sequences of each split."),
@@ -274,6 +282,8 @@ class Pw3d(tfds.core.GeneratorBasedBuilder):
                         "frame_index": t,
                         "image_name": f"imageFiles/{seq_name}/image_{t:05d}.jpg",
                         "persons": schema.stack_persons(persons[t]),
+                        # Only the actors are annotated, not bystanders (BEV, ROMP).
+                        **schema.frame_annotation(False),
                     },
                 )
         self.info.metadata[f"skipped_frames_{split}"] = skipped
