@@ -194,3 +194,15 @@ def test_synthetic_through_prepare_without_manual_dir(tmp_path):
     assert ex["all_persons_annotated"]
     for flag in ("has_smpl", "has_pose", "has_global_orient", "has_betas", "has_transl"):
         assert p[flag].all(), flag
+
+
+def test_fit_behind_its_camera_is_counted_not_attached(tmp_path):
+    manual = tmp_path / "coco"
+    fc.write_coco(str(manual), with_val=False)
+    path = manual / "annotations" / "MSCOCO_train_SMPL_NeuralAnnot.json"
+    na = _json(path)
+    na["101"]["smpl_param"]["trans"][2] = -40.0
+    _write(path, na)
+    summary = prepare.prepare("coco", str(manual), str(tmp_path / "tfds"), config="neuralannot")
+    assert summary["metadata"]["fits_invalid_train"] == 1
+    assert summary["metadata"]["fits_attached_train"] == 1  # 102 only

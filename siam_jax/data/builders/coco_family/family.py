@@ -265,6 +265,8 @@ class CocoFamilyBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             if meta["ann_id"] is not None:
                 if meta["ann_id"] not in coco.ann_ids:
                     raise ValueError(f"{fit.key}: annotId {meta['ann_id']} matches no annotation")
+                if meta["ann_id"] in fits.by_ann:
+                    raise ValueError(f"{fit.key}: annotId {meta['ann_id']} has a second fit")
                 fits.by_ann[meta["ann_id"]] = fit
             elif meta["image"] not in names:
                 raise ValueError(f"{fit.key}: imageName {meta['image']!r} matches no image")
@@ -345,7 +347,12 @@ class CocoFamilyBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             pairs += [(free[p], entries[f][1]) for p, f in matches]
             counts["eft_unmatched"] += len(entries) - len(matches)
         for i, fit in pairs:
-            converted = fit_camera.convert_fit(model, fit, k)
+            try:
+                converted = fit_camera.convert_fit(model, fit, k)
+            except ValueError as err:  # a fit behind its own camera: unusable, not fatal
+                counts["fits_invalid"] += 1
+                log.warning("%s", err)
+                continue
             residuals.append((converted.rms_px, converted.rms_px / max(converted.height_px, 1.0)))
             if residuals[-1][1] > MAX_FIT_RESIDUAL:
                 counts["fits_rejected_residual"] += 1
