@@ -96,6 +96,7 @@ def _person(seq: dict, verts, joints, fi: int, p: int, has_3d: bool) -> dict:
     pv = _project(verts[fi, p], k)
     person["bbox"] = np.concatenate([pv.min(0), pv.max(0)])
     person["has_smpl"] = person["has_3d"] = has_3d
+    person["smpl_source"] = np.int32(1 if has_3d else 0)  # schema 2: the dataset's own fit
     person["has_2d"] = person["valid"] = True
     return person
 
@@ -138,6 +139,7 @@ def fixture_examples(cfg: FixtureConfig):
                     "frame_index": fi,
                     "image_name": f"seq{s:03d}/{fi:05d}.png",
                     "persons": schema.stack_persons(persons),
+                    **schema.frame_annotation(True),  # schema 2
                 },
             )
 

@@ -206,6 +206,9 @@ def _add_fit(p: dict, fit: dict, row, i: int, model, rest_root, counts: dict) ->
     p["body_pose"] = fit["body_pose"].astype(np.float32)
     p["transl"] = transl.astype(np.float32)
     p["has_smpl"] = np.bool_(True)
+    # BEV does not supervise AGORA's global orientation (TRAINING_DATA.md s. 3).
+    p["has_pose"] = p["has_betas"] = p["has_transl"] = np.bool_(True)
+    p["smpl_source"] = np.int32(schema.SMPL_SOURCES.index("dataset"))
 
 
 def row_persons(
@@ -239,8 +242,14 @@ class AgoraConfig(tfds.core.BuilderConfig):
 class Agora(OfficialFormatBuilder):
     """AGORA images with SMPL ground truth in the shared schema."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Official SMPL Camera dataframes + SMPL fits."}  # noqa: RUF012
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {  # noqa: RUF012
+        "1.0.0": "Official SMPL Camera dataframes + SMPL fits.",
+        "1.1.0": "Schema 2: per-term flags (has_global_orient off, as BEV), smpl_source, "
+        "all_persons_annotated (train/validation) and empty ignore_boxes, keypoint superset "
+        "fields (empty).",
+    }
+
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [  # noqa: RUF012
         AgoraConfig(name="1280x720", resolution=(1280, 720), description="720p images."),
@@ -302,6 +311,8 @@ class Agora(OfficialFormatBuilder):
                         "frame_index": r,
                         "image_name": os.path.basename(image),
                         "persons": schema.stack_persons(persons),
+                        # Every rendered person is in the dataframe.
+                        **schema.frame_annotation(True),
                     },
                 )
         for key, value in counts.items():
@@ -331,6 +342,7 @@ class Agora(OfficialFormatBuilder):
                     "frame_index": i,
                     "image_name": name,
                     "persons": schema.stack_persons([]),
+                    **schema.frame_annotation(False),  # test GT withheld
                 },
             )
         self.info.metadata["skipped_images_test"] = skipped

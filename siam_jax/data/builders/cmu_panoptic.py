@@ -132,8 +132,12 @@ def annotation_persons(ann: dict) -> list[dict]:
 class CmuPanoptic(OfficialFormatBuilder):
     """CMU-Panoptic test frames (CRMH annotations) in the shared schema; one split, 'test'."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "CRMH annotation pickles."}  # noqa: RUF012
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {  # noqa: RUF012
+        "1.0.0": "CRMH annotation pickles.",
+        "1.1.0": "Schema 2 fields (flags off, all_persons_annotated False, no ignore boxes).",
+    }
+
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     IMAGE_FORMAT = "jpeg"
     HOMEPAGE = "http://domedb.perception.cs.cmu.edu/"
@@ -178,6 +182,8 @@ class CmuPanoptic(OfficialFormatBuilder):
                         "frame_index": frame,
                         "image_name": str(ann["filename"]),
                         "persons": schema.stack_persons(annotation_persons(ann)),
+                        # Not verified that CRMH keeps every person of a frame (test only).
+                        **schema.frame_annotation(False),
                     },
                 )
         self.info.metadata["skipped_images_test"] = skipped_images

@@ -155,6 +155,9 @@ def sequence_persons(seq: dict, models: dict, image_size: tuple[int, int]) -> li
             p["bbox"] = cv.bbox_from_points(j2d[t][p["visibility"] > 0], width, height)
             ok = bool(valid[t])
             p["has_smpl"] = p["has_3d"] = p["has_2d"] = np.bool_(ok)
+            p["has_pose"] = p["has_global_orient"] = np.bool_(ok)
+            p["has_betas"] = p["has_transl"] = np.bool_(ok)
+            p["smpl_source"] = np.int32(schema.SMPL_SOURCES.index("dataset"))
             p["valid"] = np.bool_(ok)
             p["gender"] = np.int32(schema.GENDERS.index(gender))
             frames[t].append(p)
@@ -171,8 +174,13 @@ class Pw3dConfig(tfds.core.BuilderConfig):
 class Pw3d(OfficialFormatBuilder):
     """3DPW frames in the shared schema (``pw3d``) and the 3DPW-OCC subset (``pw3d/pw3d_occ``)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Official sequenceFiles/imageFiles layout."}  # noqa: RUF012
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {  # noqa: RUF012
+        "1.0.0": "Official sequenceFiles/imageFiles layout.",
+        "1.1.0": "Schema 2: per-term flags, smpl_source, all_persons_annotated False "
+        "(bystanders are not annotated), keypoint superset fields (empty).",
+    }
+
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [  # noqa: RUF012
         Pw3dConfig(name="full", description="All 3DPW sequences of each split."),
@@ -262,6 +270,8 @@ class Pw3d(OfficialFormatBuilder):
                         "frame_index": t,
                         "image_name": f"imageFiles/{seq_name}/image_{t:05d}.jpg",
                         "persons": schema.stack_persons(persons[t]),
+                        # Only the actors are annotated, not bystanders (BEV, ROMP).
+                        **schema.frame_annotation(False),
                     },
                 )
         self.info.metadata[f"skipped_frames_{split}"] = skipped

@@ -257,6 +257,8 @@ def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
         area, own = alone[i].sum(), (person_map == i).sum()
         pr["occlusion"] = np.float32(100.0 * (1 - own / area) if area else 0.0)
         pr.update(has_smpl=True, has_3d=True, has_2d=True, valid=True, gender=0, kid=False)
+        pr.update(has_pose=True, has_global_orient=True, has_betas=True, has_transl=True,
+                  smpl_source=np.int32(schema.SMPL_SOURCES.index("dataset")))  # fmt: skip
         schema.check_person(pr, f"siam_synthetic example {index}")
         persons.append(pr)
     name = f"{split_seed}_{fp['seq']:06d}"
@@ -267,6 +269,7 @@ def generate_example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
         "frame_index": np.int64(fp["t"]),
         "image_name": f"{name}_{fp['t']:03d}.png",
         "persons": schema.stack_persons(persons),
+        **schema.frame_annotation(True),  # every rendered person is a stored person
         # Not in the TFDS schema (removed by the builder): maps for tests and debugging.
         "_maps": {"person": person_map, "depth": depth_map, "part": np.asarray(r.part)},
     }

@@ -31,13 +31,15 @@ class SiamSyntheticConfig(tfds.core.BuilderConfig):
 class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
     """Procedural multi-person SMPL scenes rendered with siam_jax.render."""
 
-    VERSION = tfds.core.Version("1.2.0")
+    VERSION = tfds.core.Version("1.3.0")
     code_path = None  # no checksums file (TFDS code-path lookup needs importlib_resources)
     RELEASE_NOTES = {  # noqa: RUF012
         "1.0.0": "Initial release.",
         "1.1.0": "Clothing: skin, hair, shirt, trousers and shoe colours per person; depth_range.",
         "1.2.0": "Facing cues: face = front half of the head, hair contrasting with the skin, "
         "an open jacket's front panel.",
+        "1.3.0": "Schema 2: per-term flags, smpl_source, all_persons_annotated, ignore_boxes, "
+        "keypoint superset fields (empty).",
     }
     BUILDER_CONFIGS = [  # noqa: RUF012
         SiamSyntheticConfig(name="default", description="2000/200/200 at 160 px"),
