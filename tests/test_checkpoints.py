@@ -81,6 +81,24 @@ def test_state_and_iterator_state_round_trip(tmp_path):
     assert keys and [jax.random.key_impl(k) for k in keys] == [jax.random.key_impl(k) for k in want]
 
 
+def test_meta_item_round_trips_and_is_empty_when_absent(tmp_path):
+    meta = {
+        checkpoints.META_BODY_MODEL: {"kind": "procedural", "path": None, "digest": "ab12"},
+        checkpoints.META_CENTER_THRESHOLD: np.float32(0.375),  # numpy scalars are cleaned
+        checkpoints.META_TRAIN_DATASETS: ["agora", "coco"],
+    }
+    with checkpoints.Checkpointer(str(tmp_path), async_save=False) as ck:
+        ck.save(1, _state(), None)
+        ck.save(2, _state(), None, meta=meta)
+    with checkpoints.Checkpointer(str(tmp_path), create=False) as ck:
+        assert ck.read_meta(1) == {}
+        assert ck.read_meta(2) == {
+            "body_model": {"kind": "procedural", "path": None, "digest": "ab12"},
+            "center_threshold": 0.375,
+            "train_datasets": ["agora", "coco"],
+        }
+
+
 def test_grain_resumes_its_own_iterator_from_the_saved_state(tmp_path):
     """Grain's handler, given a real Grain iterator, restores the position our checkpoint
     saved: the file is Grain's format, written where Grain looks for it."""

@@ -4,10 +4,20 @@ and inference, so none of them reaches into another (docs/architecture.md)."""
 
 from siam_jax.checkpoints.compat import check_compatible
 from siam_jax.checkpoints.keys import is_key
-from siam_jax.checkpoints.manager import Checkpointer, ModelState, restore_params_from
+from siam_jax.checkpoints.manager import (
+    META_BODY_MODEL,
+    META_CENTER_THRESHOLD,
+    META_TRAIN_DATASETS,
+    Checkpointer,
+    ModelState,
+    restore_params_from,
+)
 from siam_jax.checkpoints.restore import checkpoint_dir, restore_model
 
 __all__ = [
+    "META_BODY_MODEL",
+    "META_CENTER_THRESHOLD",
+    "META_TRAIN_DATASETS",
     "Checkpointer",
     "ModelState",
     "check_compatible",

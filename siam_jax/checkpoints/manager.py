@@ -5,7 +5,9 @@ One checkpoint step ``DIR/<step>/`` holds three items (``ocp.args.Composite``):
 - ``model``: ``{"params", "rest"}`` of the state (``StandardSave``): what evaluation, the demo
   and ``config.init_checkpoint`` read, so they restore the model without building an optimizer;
 - ``train``: every other field of the state (the step counter, the optimizer state);
-- ``data``: each process's input-iterator state, through Grain's own handler (``iterator_state``).
+- ``data``: each process's input-iterator state, through Grain's own handler (``iterator_state``);
+- ``meta``: a JSON dict of facts about the run that readers check (``META_*`` keys below: the
+  body model's digest, the detection threshold chosen on validation, the training datasets).
 
 The state is any dataclass pytree with ``params`` and ``rest`` fields (the trainer's
 ``TrainState``: step, params, rest, opt_state); nothing here knows its other fields. RNG key
@@ -24,9 +26,15 @@ import orbax.checkpoint as ocp
 
 from siam_jax.checkpoints import iterator_state, keys
 from siam_jax.checkpoints.compat import check_compatible
+from siam_jax.common.files import jsonable
 
-MODEL_ITEM, TRAIN_ITEM, DATA_ITEM = "model", "train", iterator_state.ITEM
+MODEL_ITEM, TRAIN_ITEM, DATA_ITEM, META_ITEM = "model", "train", iterator_state.ITEM, "meta"
 MODEL_FIELDS = ("params", "rest")
+
+# Keys of the ``meta`` item that readers rely on (all optional; JSON values).
+META_BODY_MODEL = "body_model"  # {"kind": "smpl"|"procedural", "path": str|None, "digest": str}
+META_CENTER_THRESHOLD = "center_threshold"  # float: the centre-score threshold of best val F1
+META_TRAIN_DATASETS = "train_datasets"  # list[str]: dataset names of the training mixture
 
 
 class ModelState(NamedTuple):
@@ -54,6 +62,7 @@ def _item_handlers() -> dict:
         MODEL_ITEM: ocp.StandardCheckpointHandler(),
         TRAIN_ITEM: ocp.StandardCheckpointHandler(),
         DATA_ITEM: iterator_state.handler(),
+        META_ITEM: ocp.JsonCheckpointHandler(),
     }
 
 
@@ -97,9 +106,10 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self.manager.all_steps())
 
-    def save(self, step: int, state, data_state: Any | None) -> None:
-        """Saves ``state`` (a dataclass with ``params`` and ``rest``) and the iterator state
-        captured at ``step`` (any JSON-able ``get_state()`` value, or None)."""
+    def save(self, step: int, state, data_state: Any | None, meta: dict | None = None) -> None:
+        """Saves ``state`` (a dataclass with ``params`` and ``rest``), the iterator state
+        captured at ``step`` (any JSON-able ``get_state()`` value, or None) and ``meta`` (a
+        JSON-able dict, or None)."""
         model, train = _split(state)
         items = {
             MODEL_ITEM: ocp.args.StandardSave(keys.to_saveable(model)),
@@ -107,6 +117,8 @@ class Checkpointer:
         }
         if data_state is not None:
             items[DATA_ITEM] = iterator_state.save_args(data_state)
+        if meta is not None:
+            items[META_ITEM] = ocp.args.JsonSave(jsonable(dict(meta)))
         self.manager.save(int(step), args=ocp.args.Composite(**items), force=True)
 
     def _where(self, step: int) -> str:
@@ -153,6 +165,13 @@ class Checkpointer:
         state = dataclasses.replace(abstract_state, **fields)
         data = iterator_state.restored_state(restored[DATA_ITEM]) if DATA_ITEM in items else None
         return state, data
+
+    def read_meta(self, step: int) -> dict:
+        """The ``meta`` dict saved at ``step``; ``{}`` for a checkpoint written without one."""
+        if not os.path.isdir(os.path.join(self._where(step), META_ITEM)):
+            return {}
+        args = ocp.args.Composite(**{META_ITEM: ocp.args.JsonRestore()})
+        return dict(self.manager.restore(int(step), args=args)[META_ITEM] or {})
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
