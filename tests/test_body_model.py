@@ -224,3 +224,15 @@ def test_get_body_model_cached():
     a = body.get_body_model()
     assert a is body.get_body_model("", "neutral", 0, "")
     assert a.v_template.shape == (6890, 3)
+
+
+def test_body_model_digest_names_the_arrays_not_the_object():
+    from siam_jax import body
+
+    a = body.make_procedural_body_model(0)
+    assert body.body_model_digest(a) == body.body_model_digest(body.make_procedural_body_model(0))
+    assert body.body_model_digest(a) != body.body_model_digest(body.make_procedural_body_model(1))
+    nudged = a.replace(v_template=a.v_template.at[0, 0].add(1e-3))
+    assert body.body_model_digest(nudged) != body.body_model_digest(a)
+    # float64 copies of the same arrays are the same model
+    assert body.body_model_digest(a.astype(np.float64)) == body.body_model_digest(a)
