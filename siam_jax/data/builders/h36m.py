@@ -111,22 +111,6 @@ def read_cameras(path: str) -> dict[int, dict[str, np.ndarray]]:
     return out
 
 
-def read_fit(entry, where: str) -> dict[str, np.ndarray]:
-    pose = labels.field(entry, "pose", (72,), where)
-    return {
-        "global_orient": pose[:3],
-        "body_pose": pose[3:].reshape(23, 3),
-        "betas": labels.field(entry, "shape", (schema.NUM_BETAS,), where),
-        "transl": labels.field(entry, "trans", (3,), where),
-    }
-
-
-def fit_to_camera(fit: dict, cam: dict, rest_root: RestRoot) -> tuple[np.ndarray, np.ndarray]:
-    """``(global_orient, transl)`` of a world fit in camera ``cam`` (module doc)."""
-    j0 = rest_root(fit["betas"])
-    return cv.transform_smpl_root(cam["R"], cam["t"], fit["global_orient"], fit["transl"], j0)
-
-
 class H36m(OfficialFormatBuilder):
     """Human3.6M frames (module doc); splits train (S1, S5-S8) and validation (S9, S11)."""
 
@@ -184,7 +168,7 @@ class H36m(OfficialFormatBuilder):
 
     def _generate_examples(self, manual: str, split: str, subjects: list[int], model):
         counts: collections.Counter = collections.Counter()
-        stats: dict[str, list[float]] = {"fit_error_mm": []}
+        stats: dict[str, list[float]] = {}
         stride = dict(self.builder_config.strides)[split]
         cameras = self.builder_config.val_cameras if split == "validation" else ()
         for subject in subjects:
@@ -244,8 +228,11 @@ class H36m(OfficialFormatBuilder):
             if entry is None:  # NeuralAnnot does not fit every frame (I2L: smpl_param None)
                 counts["fits_missing"] += 1
             else:
-                fit = read_fit(entry, f"{fits_path} {list(map(str, keys))}")
-                self._attach(person, fit, cam, size, model, rest_root, counts, stats)
+                fit = labels.read_world_fit(entry, f"{fits_path} {list(map(str, keys))}")
+                if labels.attach_world_fit(person, fit, cam, size, model, rest_root,
+                                           self._fit_error_mm(model), FIT_ERROR_MM, counts,
+                                           stats):  # fmt: skip
+                    person["gender"] = np.int32(schema.GENDERS.index("neutral"))
         schema.check_person(person, where)
         counts["images"] += 1
         return {
@@ -278,25 +265,18 @@ class H36m(OfficialFormatBuilder):
         person["valid"] = np.bool_(True)
         return person
 
-    def _attach(self, person, fit, cam, size, model, rest_root, counts, stats) -> None:
-        orient, transl = fit_to_camera(fit, cam, rest_root)
-        trial = dict(person)
-        verts = labels.smpl_person(trial, model, fit["betas"], fit["body_pose"], orient, transl,
-                                   cam["k"], size)  # fmt: skip
-        if model.h36m_regressor is not None:
-            fitted = np.asarray(model.regress_h36m(verts[None].astype(np.float32))[0], np.float64)
+    @staticmethod
+    def _fit_error_mm(model):
+        """I2L get_fitting_error: the fit's H36M joints (the body model's regressor), mean
+        aligned to the root-relative dataset joints; None without a regressor."""
+
+        def error(person, vertices):
+            if model.h36m_regressor is None:
+                return None
+            fitted = np.asarray(model.regress_h36m(vertices[None].astype(np.float32))[0])
             gt = np.asarray(person["joints_h36m_3d"], np.float64)
-            # I2L get_fitting_error: root-relative GT vs mean-aligned fit joints.
             gt = gt - gt[0]
             fitted = fitted - fitted.mean(0) + gt.mean(0)
-            error = 1000.0 * float(np.mean(np.linalg.norm(fitted - gt, axis=-1)))
-            stats["fit_error_mm"].append(error)
-            if error > FIT_ERROR_MM:
-                counts["fits_rejected_error"] += 1
-                return
-        person.update(trial)
-        person["smpl_source"] = np.int32(schema.SMPL_SOURCES.index("neuralannot"))
-        for flag in ("has_pose", "has_global_orient", "has_betas", "has_transl"):
-            person[flag] = np.bool_(True)
-        person["gender"] = np.int32(schema.GENDERS.index("neutral"))
-        counts["fits_attached"] += 1
+            return 1000.0 * float(np.mean(np.linalg.norm(fitted - gt, axis=-1)))
+
+        return error

@@ -13,8 +13,11 @@ import numpy as np
 
 from siam_jax.body import rotations
 from siam_jax.data import conversions as cv
+from siam_jax.data import schema
 
 log = logging.getLogger(__name__)
+
+SMPL_SOURCE_NEURALANNOT = schema.SMPL_SOURCES.index("neuralannot")
 
 
 def field(entry: Mapping, key: str, shape: tuple[int, ...], where: str) -> np.ndarray:
@@ -113,3 +116,46 @@ def smpl_person(
     person["has_3d"] = np.bool_(True)
     person["has_2d"] = np.bool_(True)
     return np.asarray(out.vertices[0], np.float64)
+
+
+def read_world_fit(entry, where: str) -> dict[str, np.ndarray]:
+    """A NeuralAnnot SMPL entry ``{pose 72, shape 10, trans 3}`` (Human3.6M / MPI-INF-3DHP:
+    world coordinates, metres; I2L-MeshNet Human36M.py / MPI_INF_3DHP.py)."""
+    pose = field(entry, "pose", (72,), where)
+    return {
+        "global_orient": pose[:3],
+        "body_pose": pose[3:].reshape(23, 3),
+        "betas": field(entry, "shape", (10,), where),
+        "transl": field(entry, "trans", (3,), where),
+    }
+
+
+def attach_world_fit(person, fit, camera, size, model, rest_root, error_mm, max_error_mm,
+                     counts, stats) -> bool:  # fmt: skip
+    """Moves a world fit into ``camera`` (``R``, ``t`` metres, world -> camera ``X_c = R X_w +
+    t``; ``k``) with ``conversions.transform_smpl_root`` (``global_orient' = R global_orient``,
+    ``transl' = R (J0 + transl) + t - J0``, J0 from ``rest_root``), and attaches it to ``person``
+    unless ``error_mm(trial_person, vertices)`` (None: not checked) exceeds ``max_error_mm``.
+
+    Fits made to the dataset's multi-view 3D joints in calibrated cameras supervise every SMPL
+    term; ``smpl_source`` 'neuralannot', ``has_smpl`` False (not the dataset's own reference).
+    """
+    j0 = rest_root(fit["betas"])
+    orient, transl = cv.transform_smpl_root(
+        camera["R"], camera["t"], fit["global_orient"], fit["transl"], j0
+    )
+    trial = dict(person)
+    verts = smpl_person(trial, model, fit["betas"], fit["body_pose"], orient, transl,
+                        camera["k"], size)  # fmt: skip
+    error = error_mm(trial, verts)
+    if error is not None:
+        stats.setdefault("fit_error_mm", []).append(error)
+        if error > max_error_mm:
+            counts["fits_rejected_error"] += 1
+            return False
+    person.update(trial)
+    person["smpl_source"] = np.int32(SMPL_SOURCE_NEURALANNOT)
+    for flag in ("has_pose", "has_global_orient", "has_betas", "has_transl"):
+        person[flag] = np.bool_(True)
+    counts["fits_attached"] += 1
+    return True
