@@ -11,8 +11,8 @@ also removes whatever else the attempt created under ``--data_dir``, so nothing 
         --body_model_dir data/body_models
     python -m siam_jax.data.prepare --list
 
-``REGISTRY`` maps each NAME to its builder; ``register`` adds one (the registration point for the
-Human3.6M, MPI-INF-3DHP and BEDLAM builders, listed in ``PLANNED`` until they exist).
+``REGISTRY`` maps each NAME to its builder; ``register`` adds one (``PLANNED`` lists names announced
+before their builder exists; none now).
 """
 
 from __future__ import annotations
