@@ -161,3 +161,22 @@ def test_calibration_parse_matches_spin_fixed_lines(tmp_path):
         np.testing.assert_allclose(cam["k"], k[:3, :3])
         np.testing.assert_allclose(cam["R"], rt[:3, :3])
         np.testing.assert_allclose(cam["t"], rt[:3, 3] / 1000.0)
+
+
+def test_all_28_keeps_every_frame_and_the_hands_and_toes(built, tmp_path):
+    data_dir = str(tmp_path / "tfds")
+    summary = prepare.prepare("mpi_inf_3dhp", built["manual"], data_dir, config="all_28")
+    assert summary["splits"] == {"train": 2 * 21, "validation": 11}
+    assert summary["metadata"]["videos_missing_train"] == 12  # 14 cameras, 2 extracted
+    src = tfds.data_source("mpi_inf_3dhp/all_28", data_dir=data_dir, split="train")
+    e = fx.as_arrays(src[22])
+    assert (e["sequence_id"], int(e["frame_index"])) == ("S1/Seq1/video_1", 1)
+    xyz28 = built["truth"]["annot3"][(1, 1)][1][1].reshape(28, 3) / 1000.0
+    p = e["persons"]
+    # ROMP's MPI_INF_28 map: hands -> SMPL hands, toes -> big toes, clavicles / spine / feet none.
+    for joint, point in (("left_hand", "smpl_left_hand"), ("right_toe", "right_big_toe"),
+                         ("head_top", "lsp_head_top")):  # fmt: skip
+        j = kp.KEYPOINT_NAMES.index(point)
+        np.testing.assert_allclose(p["keypoints_3d"][0, j], xyz28[fm.NAMES28.index(joint)],
+                                   atol=1e-5)  # fmt: skip
+    assert int(p["keypoints_3d_visibility"][0].sum()) == 28 - 8  # 4 spine, 2 clavicles, 2 feet
