@@ -188,24 +188,33 @@ LSP_14 = _set(joint_sets.LSP_JOINT_NAMES, {"neck": "lsp_neck", "head_top": "lsp_
 # joint_sets.H36M_JOINT_NAMES. The H36M builder must check this naming against its json order.
 H36M_17 = tuple((n, f"h36m17_{n}") for n in joint_sets.H36M_JOINT_NAMES)
 
-# MPI-INF-3DHP 28 (annot.mat order; ROMP constants.py MPI_INF_28). Spine points and clavicles have
-# no counterpart; 'foot' (ROMP: SmallToe) is left unmapped, the toe goes to the big toe.
+# MPI-INF-3DHP 28 (annot.mat order: all_joint_names of the dataset's mpii_get_joint_set.m, as
+# quoted by its users; ROMP constants.py MPI_INF_28). Spine points and clavicles have no
+# counterpart; 'foot' (ROMP: SmallToe) is left unmapped, the toe goes to the big toe.
 MPI_INF_28 = _set(
     (
-        "spine4", "spine3", "spine2", "spine1", "pelvis", "neck", "head", "head_top",
+        "spine3", "spine4", "spine2", "spine", "pelvis", "neck", "head", "head_top",
         "left_clavicle", "left_shoulder", "left_elbow", "left_wrist", "left_hand",
         "right_clavicle", "right_shoulder", "right_elbow", "right_wrist", "right_hand",
         "left_hip", "left_knee", "left_ankle", "left_foot", "left_toe", "right_hip",
         "right_knee", "right_ankle", "right_foot", "right_toe",
     ),
     {
-        "spine4": None, "spine3": None, "spine2": None, "spine1": None,
+        "spine3": None, "spine4": None, "spine2": None, "spine": None,
         "pelvis": "mpii_pelvis", "neck": "smpl_neck", "head": "h36m_head",
         "head_top": "lsp_head_top", "left_clavicle": None, "right_clavicle": None,
         "left_hand": "smpl_left_hand", "right_hand": "smpl_right_hand", "left_foot": None,
         "right_foot": None, "left_toe": "left_big_toe", "right_toe": "right_big_toe",
     },
 )  # fmt: skip
+
+# The 17 of the 28 that the MPI-INF-3DHP test set annotates and its evaluation scores
+# (mpii_get_joints('relevant'), 1-based [8 6 15 16 17 10 11 12 24 25 26 19 20 21 5 4 7]; the test
+# set's own names: head_top, neck, right_shoulder, ..., pelvis, spine, head). SPIN trains on the
+# same 17 (datasets/preprocess/mpi_inf_3dhp.py joints17_idx, in H36M order). Each joint keeps its
+# 28-joint name and superset point.
+MPI_INF_28_TO_17: tuple[int, ...] = (7, 5, 14, 15, 16, 9, 10, 11, 23, 24, 25, 18, 19, 20, 4, 3, 6)
+MPI_INF_17 = tuple(MPI_INF_28[i] for i in MPI_INF_28_TO_17)
 
 DATASET_JOINTS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "coco_17": COCO_17,
@@ -216,6 +225,7 @@ DATASET_JOINTS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "lsp_14": LSP_14,
     "h36m_17": H36M_17,
     "mpi_inf_28": MPI_INF_28,
+    "mpi_inf_17": MPI_INF_17,
 }
 
 
@@ -346,6 +356,7 @@ __all__ = [
     "KEYPOINT_FLIP_PERM",
     "KEYPOINT_INDEX",
     "KEYPOINT_NAMES",
+    "MPI_INF_28_TO_17",
     "NUM_KEYPOINTS",
     "KeypointRegressors",
     "PointSpec",

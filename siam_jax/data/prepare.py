@@ -11,8 +11,8 @@ also removes whatever else the attempt created under ``--data_dir``, so nothing 
         --body_model_dir data/body_models
     python -m siam_jax.data.prepare --list
 
-``REGISTRY`` maps each NAME to its builder; ``register`` adds one (the registration point for the
-Human3.6M, MPI-INF-3DHP and BEDLAM builders, listed in ``PLANNED`` until they exist).
+``REGISTRY`` maps each NAME to its builder; ``register`` adds one (``PLANNED`` lists names announced
+before their builder exists; none now).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from siam_jax.common import files
 
 DEFAULT_DATA_DIR = os.path.join("data", "tensorflow_datasets")
-PLANNED = ("h36m", "mpi_inf_3dhp", "bedlam")  # issue 14, second half
+PLANNED: tuple[str, ...] = ()  # issue 14: every builder exists
 
 
 class PrepareError(RuntimeError):
@@ -82,6 +82,10 @@ for _entry in (
     Entry("muco", f"{_B}.coco_family.muco", "Muco", "augmented", body_model=True),
     Entry("posetrack", f"{_B}.coco_family.posetrack", "Posetrack", "labeled", video=True,
           body_model=True),
+    Entry("h36m", f"{_B}.h36m", "H36m", "neuralannot", video=True, body_model=True),
+    Entry("mpi_inf_3dhp", f"{_B}.mpi_inf_3dhp", "MpiInf3dhp", "spin", video=True,
+          body_model=True),
+    Entry("bedlam", f"{_B}.bedlam", "Bedlam", video=True, body_model=True),
     Entry("siam_synthetic", f"{_B}.siam_synthetic", "SiamSynthetic", "default", video=True,
           manual=False, required=lambda manual, config: []),
 ):  # fmt: skip
