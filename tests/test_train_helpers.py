@@ -283,7 +283,8 @@ def run_fake_training(workdir, overrides_json="{}", action="none"):
     """Entry for subprocess tests: trains the fake model.
 
     ``action``: ``none``, ``kill:N`` (SIGKILL itself when batch N is requested, once a checkpoint
-    is committed) or ``term:N`` (SIGTERM itself when batch N is requested).
+    is committed), ``term:N`` (SIGTERM itself when batch N is requested) or ``term0:N`` (the
+    same, in process 0 only).
     """
     import signal
     import time
@@ -308,7 +309,7 @@ def run_fake_training(workdir, overrides_json="{}", action="none"):
                         break
                     time.sleep(0.05)
                 os.kill(os.getpid(), signal.SIGKILL)
-            else:
+            elif kind == "term" or jax.process_index() == 0:  # term0: only process 0
                 os.kill(os.getpid(), signal.SIGTERM)
 
         hooks["make_train_iterator"] = lambda config, pi, pc: FakeIterator(
