@@ -1,6 +1,7 @@
 """Trainer guarantees on the fake model (tests/test_train_helpers.py): exact data parallelism
-(4 fake devices, 2 processes through a SIGTERM to one of them), exact resume after SIGKILL, SIGTERM checkpoints, the non-finite
-guard rail, and clear errors for a foreign checkpoint. The real model: test_train_e2e.py."""
+(4 fake devices; 2 processes, through a SIGTERM to one of them), exact resume after SIGKILL,
+SIGTERM checkpoints, the non-finite guard rail, the body-model record, and clear errors for a
+foreign checkpoint. The real model: test_train_e2e.py."""
 
 from __future__ import annotations
 
