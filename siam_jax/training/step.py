@@ -21,7 +21,7 @@ from jax.sharding import PartitionSpec as P
 from siam_jax.models.siam import BodyConstant
 from siam_jax.training import losses as losses_lib
 from siam_jax.training import state as state_lib
-from siam_jax.training.state import ModelDefs, TrainState, all_finite, tree_l2
+from siam_jax.training.state import ModelDefs, TrainState, tree_l2
 
 # Batch keys the model and the losses read (docs/architecture.md "Batches").
 TRAIN_KEYS = (
@@ -225,11 +225,6 @@ def make_eval_step(config, defs: ModelDefs, mesh):
     return jax.jit(
         eval_step, in_shardings=(repl, data_sharding(mesh), repl, repl), out_shardings=repl
     )
-
-
-def params_finite(state: TrainState) -> bool:
-    """Host-side check before a checkpoint is written (parameters, EMA, BatchNorm state)."""
-    return bool(jax.device_get(all_finite((state.params, state.rest, state.ema))))
 
 
 def micro_batches(batch: Mapping[str, np.ndarray], k: int) -> list[dict[str, np.ndarray]]:
