@@ -2,8 +2,11 @@
 
 Overrides: ``--config.batch_size=64 --config.optimizer.learning_rate=3e-4`` (the config is locked,
 so a misspelled key fails). Restarting with the same workdir resumes from its latest checkpoint.
-Multi-host: set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on each
-host. The trainer itself is ``siam_jax.training.loop.train_and_evaluate`` (docs/training.md).
+Multi-host: launched by SLURM (``srun``), Open MPI (``mpirun``) or on a cloud TPU pod slice, the
+processes find each other on their own; elsewhere set ``JAX_COORDINATOR_ADDRESS``,
+``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on each host (``siam_jax.training.distributed``).
+One workdir takes one run at a time (``WORKDIR/train.lock``). The trainer itself is
+``siam_jax.training.loop.train_and_evaluate`` (docs/training.md).
 """
 
 from absl import app, flags

@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.backbone.num_blocks = 4  # residual blocks per branch
     m.backbone.stem_width = 64  # stem convs and stage-1 planes (64 in every timm HRNet)
     m.backbone.pretrained = ""  # path to PyTorch (timm) HRNet weights, "" = none
+    m.backbone.remat = False  # nnx.remat per HRNet block/module: less memory, ~1 more forward
     m.neck = ml_collections.ConfigDict()
     # Dilated residual blocks on F (not in the poster; docs/choices.md "Quickstart model"):
     # body-wide context at the centre cell for backbones too shallow to carry it themselves.
@@ -103,6 +104,9 @@ def get_config() -> ml_collections.ConfigDict:
     o.weight_decay = 1e-4
     o.grad_clip_norm = 1.0
     o.end_learning_rate_factor = 0.01
+    # micro-batches per optimizer update (optax.MultiSteps); batch_size is the update's batch
+    o.accumulate_steps = 1
+    o.ema_decay = 0.0  # EMA of the parameters (validation uses it); 0 = off, e.g. 0.9999
     config.init_checkpoint = ""  # siam-jax checkpoint dir to start from (after own resume)
     config.loss = w = ml_collections.ConfigDict()
     w.center = 1.0

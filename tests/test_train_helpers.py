@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from siam_jax.models.siam import BodyConstant
+
 K, J, V = 2, 24, 40  # slots, SMPL joints, vertices of the fake body
 INPUT = 32  # input size; feature stride 8 -> 4x4 cells
 
@@ -58,6 +60,11 @@ class FakeBody:
     shapedirs: jax.Array
     posedirs: jax.Array
     J_regressor: jax.Array
+    # what ``body.body_model_digest`` reads beside the above (the fake poses with none of them)
+    weights: jax.Array
+    faces: jax.Array
+    parents: tuple = dataclasses.field(default=tuple(range(-1, J - 1)), metadata={"static": True})
+    h36m_regressor = None  # class attribute, not a field
 
     @classmethod
     def make(cls, seed=0):
@@ -67,6 +74,8 @@ class FakeBody:
             shapedirs=jnp.asarray(r.normal(size=(V, 3, 10)) * 0.02, jnp.float32),
             posedirs=jnp.asarray(r.normal(size=(207, V * 3)) * 0.02, jnp.float32),
             J_regressor=jnp.asarray(r.dirichlet(np.ones(V), size=J), jnp.float32),
+            weights=jnp.asarray(r.dirichlet(np.ones(J), size=V), jnp.float32),
+            faces=jnp.asarray(r.integers(0, V, size=(8, 3)), jnp.int32),
         )
 
     def __call__(self, betas, body_pose, global_orient, transl=None):
@@ -88,18 +97,21 @@ class FakeBody:
 class FakeSIAM(nnx.Module):
     """Conv -> BatchNorm -> heatmap; tokens at the GT cells -> SMPL parameters; fake body."""
 
-    def __init__(self, body: FakeBody, *, rngs: nnx.Rngs, dropout: float = 0.1):
+    def __init__(
+        self, body: FakeBody, *, rngs: nnx.Rngs, dropout: float = 0.1, batch_norm: bool = True
+    ):
         self.conv = nnx.Conv(3, 8, (8, 8), strides=(8, 8), rngs=rngs)
-        self.bn = nnx.BatchNorm(8, rngs=rngs)
+        self.bn = nnx.BatchNorm(8, rngs=rngs) if batch_norm else None
         self.head = nnx.Conv(8, 1, (1, 1), rngs=rngs)
         self.drop = nnx.Dropout(dropout, rngs=rngs)
         self.reg = nnx.Linear(8, 24 * 6 + 10 + 3, rngs=rngs)
-        self.body = nnx.data(body) if hasattr(nnx, "data") else body
+        self.body = BodyConstant(body)  # as the real SIAM holds it: not trained, not saved
 
     def __call__(self, images, *, gt_center_cells, gt_valid, intrinsics, return_aux=False):
         b, t = images.shape[:2]
         x = images.reshape(b * t, *images.shape[2:])
-        f = nnx.relu(self.bn(self.conv(x)))
+        f = self.conv(x)
+        f = nnx.relu(self.bn(f) if self.bn is not None else f)
         heat = jax.nn.sigmoid(self.head(f)[..., 0]).reshape(b, t, *f.shape[1:3])
         f = f.reshape(b, t, *f.shape[1:])
         cx, cy = gt_center_cells[..., 0], gt_center_cells[..., 1]
@@ -110,7 +122,9 @@ class FakeSIAM(nnx.Module):
         rot = rot6d((out[..., :144] + ident).reshape(b, t, K, 24, 6))
         betas = out[..., 144:154]
         cam = out[..., 154:] + jnp.array([0.0, 0.0, 3.0])
-        bo = self.body(betas=betas, body_pose=rot[..., 1:, :, :], global_orient=rot[..., :1, :, :])
+        bo = self.body.get_value()(
+            betas=betas, body_pose=rot[..., 1:, :, :], global_orient=rot[..., :1, :, :]
+        )
         verts = bo.vertices + cam[..., None, :]
         kp3d = bo.joints + cam[..., None, :]
         fx = intrinsics[:, :, None, None, 0, 0]
@@ -269,7 +283,8 @@ def run_fake_training(workdir, overrides_json="{}", action="none"):
     """Entry for subprocess tests: trains the fake model.
 
     ``action``: ``none``, ``kill:N`` (SIGKILL itself when batch N is requested, once a checkpoint
-    is committed) or ``term:N`` (SIGTERM itself when batch N is requested).
+    is committed), ``term:N`` (SIGTERM itself when batch N is requested) or ``term0:N`` (the
+    same, in process 0 only).
     """
     import signal
     import time
@@ -294,7 +309,7 @@ def run_fake_training(workdir, overrides_json="{}", action="none"):
                         break
                     time.sleep(0.05)
                 os.kill(os.getpid(), signal.SIGKILL)
-            else:
+            elif kind == "term" or jax.process_index() == 0:  # term0: only process 0
                 os.kill(os.getpid(), signal.SIGTERM)
 
         hooks["make_train_iterator"] = lambda config, pi, pc: FakeIterator(

@@ -1,11 +1,13 @@
 """Trainer guarantees on the fake model (tests/test_train_helpers.py): exact data parallelism
-(4 fake devices, 2 processes), exact resume after SIGKILL, SIGTERM checkpoints, the non-finite
-guard rail, and clear errors for a foreign checkpoint. The real model: test_train_e2e.py."""
+(4 fake devices; 2 processes, through a SIGTERM to one of them), exact resume after SIGKILL,
+SIGTERM checkpoints, the non-finite guard rail, the body-model record, and clear errors for a
+foreign checkpoint. The real model: test_train_e2e.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -104,27 +106,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one(reference_run, tmp_path):
-    _, want = reference_run
-    port = _free_port()
-    procs = [
-        _run_subprocess(
-            tmp_path,
-            wait=False,
-            env_extra={
-                "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
-                "JAX_NUM_PROCESSES": "2",
-                "JAX_PROCESS_ID": str(i),
-            },
-        )
-        for i in range(2)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()[-3000:]
-    _assert_same_losses(_losses(tmp_path), want, rtol=1e-5)
-
-
 def test_resume_after_sigkill_is_exact(reference_run, tmp_path):
     _, want = reference_run
     # killed while batch 3 is requested, i.e. after the step-2 checkpoint; steps 1-3 are logged
@@ -165,8 +146,6 @@ def test_nan_stops_without_writing_that_checkpoint(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_names_the_key(reference_run, tmp_path):
-    import shutil
-
     from flax import nnx
 
     workdir, _ = reference_run
@@ -209,15 +188,94 @@ def test_misspelled_config_override_names_the_key(tmp_path):
 
 def test_profile_and_init_checkpoint(reference_run, tmp_path):
     """Profiling writes a trace of the chosen step; init_checkpoint starts from another run's
-    parameters (step 0, fresh optimizer) and so reproduces that run's later loss at step 1."""
-    workdir, want = reference_run
+    parameters and model state (step 0, fresh optimizer): its first loss is the one the other run
+    computes when continued one more step on the same batch."""
+    workdir, _ = reference_run
+    cont = tmp_path / "continued"
+    shutil.copytree(workdir / "checkpoints", cont / "checkpoints")
+    loop.train_and_evaluate(h.fake_config(total_steps=STEPS + 1), str(cont), **h.fake_hooks())
+    want = _losses(cont)[STEPS + 1]  # loss(parameters after 6 steps, batch 6)
+
     config = h.fake_config(
         **{"total_steps": 1, "profile.steps": (1,), "init_checkpoint": str(workdir / "checkpoints")}
     )
-    loop.train_and_evaluate(config, str(tmp_path), **h.fake_hooks())
-    traces = [f for _, _, fs in os.walk(tmp_path / "profile") for f in fs]
+    hooks = h.fake_hooks()
+
+    def from_batch_6(config, pi, pc):
+        it = h.FakeIterator(config, pi, pc)
+        it.index = STEPS
+        return it
+
+    hooks["make_train_iterator"] = from_batch_6
+    init = tmp_path / "init"
+    loop.train_and_evaluate(config, str(init), **hooks)
+    traces = [f for _, _, fs in os.walk(init / "profile") for f in fs]
     assert any(f.endswith((".xplane.pb", ".trace.json.gz")) for f in traces), traces
-    got = _losses(tmp_path)
+    got = _losses(init)
     assert list(got) == [1]
-    # the loss of step 1 is computed from the step-6 parameters of the reference run
-    assert got[1] != pytest.approx(want[1], rel=1e-3)
+    np.testing.assert_allclose(got[1], want, rtol=1e-6)
+
+
+def test_checkpoints_record_the_body_model_and_refuse_another(reference_run, tmp_path):
+    """Each checkpoint records the body model's digest and the training datasets; resuming or
+    initialising from it with another body model fails naming both digests."""
+    from siam_jax import body as body_lib
+
+    workdir, _ = reference_run
+    meta = checkpoints.Checkpointer(str(workdir / "checkpoints"), create=False).read_meta(STEPS)
+    trained = body_lib.body_model_digest(h.FakeBody.make())
+    assert meta[checkpoints.META_BODY_MODEL]["digest"] == trained
+    assert meta[checkpoints.META_TRAIN_DATASETS] == ["siam_synthetic"]
+
+    other = h.FakeBody.make(seed=1)
+    hooks = h.fake_hooks()
+    hooks.update(body_model=other, build_model=lambda config, rngs: h.FakeSIAM(other, rngs=rngs))
+    other_digest = body_lib.body_model_digest(other)
+    shutil.copytree(workdir / "checkpoints", tmp_path / "resume" / "checkpoints")
+    init = h.fake_config(init_checkpoint=str(workdir / "checkpoints"))
+    for config, where in ((h.fake_config(total_steps=8), "resume"), (init, "init")):
+        with pytest.raises(ValueError) as e:
+            loop.train_and_evaluate(config, str(tmp_path / where), **hooks)
+        assert trained in str(e.value) and other_digest in str(e.value), str(e.value)
+
+
+def test_two_processes_equal_one_across_a_sigterm_to_one_of_them(reference_run, tmp_path):
+    """Two processes (2 x 2 rows of each batch) reproduce the 1-process run, through a preemption:
+    only process 0 is signalled; the flag is all-reduced, so both processes checkpoint the same
+    step and exit, and both resumed finish the run exactly."""
+    _, want = reference_run
+    overrides = {"checkpoint_every_steps": 100}
+
+    def launch(action):
+        port = _free_port()
+        procs = [
+            _run_subprocess(
+                tmp_path,
+                overrides,
+                action=action,
+                wait=False,
+                env_extra={
+                    "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+                    "JAX_NUM_PROCESSES": "2",
+                    "JAX_PROCESS_ID": str(i),
+                },
+            )
+            for i in range(2)
+        ]
+        outs = []
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err.decode()[-3000:]
+            outs.append(out.decode())
+        return outs
+
+    outs = launch("term0:2")
+    # signalled while batch 2 (step 3) was requested; agreed one step later, on both
+    assert "preempted: checkpoint" in outs[0] and "/checkpoints/4 written" in outs[0], outs[0]
+    ckdir = tmp_path / "checkpoints"
+    assert sorted(int(d) for d in os.listdir(ckdir) if d.isdigit()) == [4]
+    for i in range(2):
+        state = json.loads((ckdir / "4" / "data" / f"process_{i}-of-2.json").read_text())
+        assert state == {"index": 4}, (i, state)
+    launch("none")
+    _assert_same_losses(_losses(tmp_path), want, rtol=1e-5)

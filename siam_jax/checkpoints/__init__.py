@@ -10,9 +10,10 @@ from siam_jax.checkpoints.manager import (
     META_TRAIN_DATASETS,
     Checkpointer,
     ModelState,
+    check_body_model,
     restore_params_from,
 )
-from siam_jax.checkpoints.restore import checkpoint_dir, restore_model
+from siam_jax.checkpoints.restore import body_state, checkpoint_dir, restore_model
 
 __all__ = [
     "META_BODY_MODEL",
@@ -20,6 +21,8 @@ __all__ = [
     "META_TRAIN_DATASETS",
     "Checkpointer",
     "ModelState",
+    "body_state",
+    "check_body_model",
     "check_compatible",
     "checkpoint_dir",
     "is_key",

@@ -23,6 +23,7 @@ import os
 from typing import Any, NamedTuple
 
 import orbax.checkpoint as ocp
+from absl import logging
 
 from siam_jax.checkpoints import iterator_state, keys
 from siam_jax.checkpoints.compat import check_compatible
@@ -35,6 +36,25 @@ MODEL_FIELDS = ("params", "rest")
 META_BODY_MODEL = "body_model"  # {"kind": "smpl"|"procedural", "path": str|None, "digest": str}
 META_CENTER_THRESHOLD = "center_threshold"  # float: the centre-score threshold of best val F1
 META_TRAIN_DATASETS = "train_datasets"  # list[str]: dataset names of the training mixture
+
+
+def check_body_model(meta: dict, expected: dict | None, where: str) -> None:
+    """Raises ``ValueError`` naming both digests when the checkpoint's ``meta`` records another
+    body model than ``expected`` (``body.describe_body_model``). A checkpoint without the record
+    (written before it existed) passes with a warning: nothing to compare."""
+    if expected is None:
+        return
+    saved = meta.get(META_BODY_MODEL)
+    if not saved:
+        logging.warning("%s: the checkpoint records no body model; not checked", where)
+        return
+    if saved.get("digest") != expected.get("digest"):
+        raise ValueError(
+            f"{where}: the checkpoint was trained with body model {saved.get('digest')} "
+            f"({saved.get('kind')}, path {saved.get('path')}), this run uses "
+            f"{expected.get('digest')} ({expected.get('kind')}, path {expected.get('path')}); "
+            "set config.model.body_model to the one it was trained with"
+        )
 
 
 class ModelState(NamedTuple):
@@ -181,10 +201,11 @@ class Checkpointer:
         self.manager.close()
 
 
-def restore_params_from(directory: str, abstract_state) -> ModelState:
+def restore_params_from(directory: str, abstract_state, body_model: dict | None = None):
     """``params`` and ``rest`` of the latest checkpoint in another run's directory
     (``config.init_checkpoint``); the optimizer starts fresh. ``abstract_state``: any object
-    with abstract ``params`` and ``rest`` (the trainer's abstract ``TrainState``)."""
+    with abstract ``params`` and ``rest`` (the trainer's abstract ``TrainState``);
+    ``body_model``: the run's ``META_BODY_MODEL`` record, checked (``check_body_model``)."""
     where = os.path.abspath(directory)
     if not os.path.isdir(where):
         raise FileNotFoundError(f"config.init_checkpoint={directory!r}: no such directory")
@@ -194,4 +215,5 @@ def restore_params_from(directory: str, abstract_state) -> ModelState:
             raise FileNotFoundError(
                 f"config.init_checkpoint={directory!r}: no checkpoint found there"
             )
+        check_body_model(ckpt.read_meta(step), body_model, ckpt._where(step))
         return ckpt.restore_model(step, ModelState(abstract_state.params, abstract_state.rest))

@@ -1,8 +1,10 @@
 """A trained SIAM back from the checkpoints training wrote, for evaluation and the demo.
 
 Reads only the checkpoint's ``model`` item (``manager``): the abstract target is the model's own
-``nnx.split(model, nnx.Param, ...)`` traced with ``jax.eval_shape`` (nothing allocated), so no
-optimizer and nothing of ``siam_jax.training`` is needed.
+``nnx.split(model, nnx.Param, BodyConstant, ...)`` traced with ``jax.eval_shape`` (nothing
+allocated), so no optimizer and nothing of ``siam_jax.training`` is needed. The body model is
+configuration, not a checkpointed variable (issue 15): its arrays come from the config, and a
+checkpoint trained with another body model (``META_BODY_MODEL`` digest) is refused.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import os
 import jax
 from flax import nnx
 
+from siam_jax import body as body_lib
 from siam_jax import models
-from siam_jax.checkpoints.manager import Checkpointer, ModelState
+from siam_jax.checkpoints.manager import META_BODY_MODEL, Checkpointer, ModelState, check_body_model
+from siam_jax.models.siam import BodyConstant
 
 
 def checkpoint_dir(path: str) -> str:
@@ -33,9 +37,26 @@ def _pick_step(directory: str, steps: list[int], step: int | None) -> int:
     return int(step)
 
 
-def abstract_model(config, body_model) -> tuple[nnx.GraphDef, ModelState]:
-    """``(graph definition in eval mode, abstract ModelState)`` of the config's model, its
-    arrays on the first device (evaluation and the demo run on one host, unsharded)."""
+def body_state(abstract_body, body_model):
+    """The ``BodyConstant`` state of a split model (``abstract_body``: its structure, abstract
+    or not) holding the arrays of ``body_model`` (the model holds one body: its variable's value
+    is that pytree)."""
+    treedef = jax.tree.structure(abstract_body)
+    leaves = jax.tree.leaves(body_model)
+    if treedef.num_leaves == 0:
+        return abstract_body  # a model without a body constant
+    if treedef.num_leaves != len(leaves):
+        raise ValueError(
+            f"the model's BodyConstant state has {treedef.num_leaves} arrays, the body model "
+            f"{len(leaves)}: does the model hold one body model?"
+        )
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def abstract_model(config, body_model) -> tuple[nnx.GraphDef, ModelState, object]:
+    """``(graph definition in eval mode, abstract ModelState, the model's BodyConstant state
+    filled with body_model)`` of the config's model, its arrays on the first device (evaluation
+    and the demo run on one host, unsharded)."""
     graph = {}
 
     def init() -> ModelState:
@@ -43,7 +64,8 @@ def abstract_model(config, body_model) -> tuple[nnx.GraphDef, ModelState]:
             config.model, rngs=nnx.Rngs(int(config.seed)), body_model=body_model
         )
         model.eval()  # NNX keeps train/eval mode in the (static) graph definition
-        graph["def"], params, rest = nnx.split(model, nnx.Param, ...)
+        graph["def"], params, body, rest = nnx.split(model, nnx.Param, BodyConstant, ...)
+        graph["body"] = jax.tree.structure(body)
         return ModelState(params, rest)
 
     abstract = jax.eval_shape(init)
@@ -51,7 +73,8 @@ def abstract_model(config, body_model) -> tuple[nnx.GraphDef, ModelState]:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract
     )
-    return graph["def"], abstract
+    body = jax.device_put(jax.tree.unflatten(graph["body"], jax.tree.leaves(body_model)), device)
+    return graph["def"], abstract, body
 
 
 def restore_model(config, path: str, step: int | None = None, body_model=None):
@@ -59,18 +82,23 @@ def restore_model(config, path: str, step: int | None = None, body_model=None):
     workdir or its ``checkpoints/`` folder), at ``step`` or the latest.
 
     Errors name the folder (and the steps it has); a checkpoint of another architecture fails on
-    the first mismatched key (``check_compatible``). ``body_model`` (default: the config's) gives
-    the shapes; its arrays are the checkpoint's (the model keeps its body as a constant variable).
+    the first mismatched key (``check_compatible``), one trained with another body model names
+    both digests. ``body_model`` (default: the config's) is the body the model poses meshes with.
     """
     directory = checkpoint_dir(path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no checkpoint directory (train into it first)")
+    if body_model is None:
+        body_model = models.load_body_model(config.model)
+    expected = body_lib.describe_body_model(config.model.body_model, body_model)
     with Checkpointer(directory, async_save=False, create=False) as ckpt:
         step = _pick_step(directory, ckpt.all_steps(), step)
-        if body_model is None:
-            body_model = models.load_body_model(config.model)
-        graphdef, abstract = abstract_model(config, body_model)
+        check_body_model(ckpt.read_meta(step), expected, os.path.join(directory, str(step)))
+        graphdef, abstract, body = abstract_model(config, body_model)
         restored = ckpt.restore_model(step, abstract)
-    model = nnx.merge(graphdef, restored.params, restored.rest)
+    model = nnx.merge(graphdef, restored.params, body, restored.rest)
     model.eval()
     return model, step
+
+
+__all__ = ["META_BODY_MODEL", "abstract_model", "body_state", "checkpoint_dir", "restore_model"]

@@ -184,6 +184,10 @@ class HRNet(nnx.Module):
     channel count of the two stride-2 stem convs and the stage-1 bottleneck planes (64 in every
     timm HRNet, whatever the width; smaller only for tiny from-scratch models, where the
     stage-1 bottlenecks at 1/4 resolution otherwise dominate the cost).
+
+    ``remat`` (``config.model.backbone.remat``): each stage-1 block and each multi-branch module
+    runs under ``nnx.remat``, so its activations are recomputed in the backward pass instead of
+    kept (less memory, about one more forward pass of compute); outputs and gradients unchanged.
     """
 
     def __init__(
@@ -195,6 +199,7 @@ class HRNet(nnx.Module):
         num_blocks: int = 4,
         stem_width: int = STEM_WIDTH,
         dtype=None,
+        remat: bool = False,
     ):
         if len(num_modules) != 4 or num_modules[0] != 1 or min(num_modules) < 1:
             raise ValueError(f"num_modules must be (1, m2, m3, m4) with m >= 1, got {num_modules}")
@@ -204,6 +209,7 @@ class HRNet(nnx.Module):
                 f"{stem_width}"
             )
         self.width = width
+        self.remat = bool(remat)
         self.channels = tuple(width * 2**i for i in range(4))
         # timm: stem_width = 64 and stage-1 planes = 64 (STAGE1_PLANES), so one knob scales both.
         self.conv1 = Conv(3, stem_width, 3, 2, rngs=rngs, dtype=dtype)
@@ -235,7 +241,7 @@ class HRNet(nnx.Module):
         x = jax.nn.relu(self.bn1(self.conv1(x)))
         x = jax.nn.relu(self.bn2(self.conv2(x)))
         for block in self.layer1:
-            x = block(x)
+            x = self._run(block, x)
         ys = [x]
         for trans, stage in (
             (self.transition1, self.stage2),
@@ -244,8 +250,14 @@ class HRNet(nnx.Module):
         ):
             ys = _apply_transition(trans, ys)
             for module in stage:
-                ys = module(ys)
+                ys = self._run(module, ys)
         return ys
+
+    def _run(self, module: nnx.Module, x):
+        """``module(x)``, under ``nnx.remat`` when the backbone rematerialises."""
+        if not self.remat:
+            return module(x)
+        return nnx.remat(lambda m, y: m(y))(module, x)
 
     def fuse(self) -> HRNet:
         """Eval-mode copy with every BatchNorm folded into its conv (inference path)."""

@@ -2,8 +2,9 @@
 event files (``WORKDIR/tensorboard``, via tensorboardX so TensorFlow stays out of the trainer).
 
 Only process 0 writes. Each line is appended and flushed at once, so a killed run loses nothing it
-already logged; after a restart the steps since the last checkpoint appear again (readers keep the
-last line of each step, see ``read_metrics``).
+already logged. Each run first writes a start row ``{"step": S, "event": "start"}`` (S: the step
+it starts from); after a restart the steps since the last checkpoint appear again, and readers
+drop the old rows from the resume step on (``read_metrics``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 
 import jax
 import numpy as np
+
+EVENT = "event"  # key of a row that is not metrics (the start row of a run)
 
 
 def _scalar(v):
@@ -54,6 +57,12 @@ class MetricsWriter:
                     self._tb.add_scalar(k, v, int(step))
             self._tb.flush()
 
+    def mark_start(self, step: int) -> None:
+        """The start row of a run (or a resumed run) at ``step``; not a metric."""
+        if self.active:
+            self._file.write(json.dumps({"step": int(step), EVENT: "start"}) + "\n")
+            self._file.flush()
+
     def close(self) -> None:
         if self.active:
             self._file.close()
@@ -62,13 +71,29 @@ class MetricsWriter:
 
 
 def read_metrics(path: str) -> dict[int, dict]:
-    """``{step: row}`` of a metrics.jsonl, the last row of each step winning (after resumes)."""
+    """``{step: row}`` of a metrics.jsonl, merged across restarts.
+
+    Rows of one run at one step (a training row and a validation row) are merged. A resumed run
+    replaces the old rows from its resume step on: a start row at step S (``mark_start``) drops
+    every earlier row after S; in files without start rows, a row whose step is below the
+    previous row's begins a new run at that step (its older rows from that step on are dropped).
+    """
     rows: dict[int, dict] = {}
+    previous = None
     with open(path) as f:
         for line in f:
-            if line.strip():
-                row = json.loads(line)
-                rows.setdefault(row["step"], {}).update(row)
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            step = int(row["step"])
+            if row.get(EVENT) == "start":
+                rows = {s: r for s, r in rows.items() if s <= step}
+                previous = step
+                continue
+            if previous is not None and step < previous:
+                rows = {s: r for s, r in rows.items() if s < step}
+            rows.setdefault(step, {}).update(row)
+            previous = step
     return rows
 
 

@@ -18,8 +18,10 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from siam_jax.models.siam import BodyConstant
 from siam_jax.training import losses as losses_lib
-from siam_jax.training.state import ModelDefs, TrainState, all_finite, tree_l2
+from siam_jax.training import state as state_lib
+from siam_jax.training.state import ModelDefs, TrainState, tree_l2
 
 # Batch keys the model and the losses read (docs/architecture.md "Batches").
 TRAIN_KEYS = (
@@ -81,16 +83,14 @@ def _cast_floats(tree, dtype):
     )
 
 
-def _run_model(graphdef, params, rest, batch, compute_dtype):
+def _run_model(graphdef, params, rest, body, batch):
     """Merges the model and runs it with the GT centre cells as tokens (teacher forcing).
 
     bf16 compute (``config.model.compute_dtype``) is the model's own: its layers compute in that
     dtype from float32 parameters, so gradients and the optimizer stay float32. Outputs are
     cast to float32 before the losses.
     """
-    del compute_dtype
-    # fresh Variables at this trace level (BatchNorm writes its statistics into them)
-    model = nnx.merge(graphdef, params, rest, copy=True)
+    model = state_lib.merge(graphdef, params, rest, body)
     outputs, aux = model(
         batch["image"],
         gt_center_cells=batch["center_cells"],
@@ -98,7 +98,7 @@ def _run_model(graphdef, params, rest, batch, compute_dtype):
         intrinsics=batch["intrinsics"],
         return_aux=True,
     )
-    _, _, new_rest = nnx.split(model, nnx.Param, ...)
+    _, _, _, new_rest = nnx.split(model, nnx.Param, BodyConstant, ...)
     return _cast_floats(outputs, jnp.float32), _cast_floats(aux, jnp.float32), new_rest
 
 
@@ -109,22 +109,47 @@ def compute_dtype_of(config) -> jnp.dtype:
     return jnp.dtype(name)
 
 
-def make_train_step(config, defs: ModelDefs, tx: optax.GradientTransformation, mesh, schedule):
-    """``train_step(state, batch, body_model) -> (state, metrics)``, jitted and sharded.
+def _apply_update(state: TrainState, tx, grads, new_rest, decay: float) -> TrainState:
+    """The optimizer update; the EMA of the parameters moves when the parameters do (with
+    ``optax.MultiSteps``, at the last micro-batch of each update)."""
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    applied = tx.has_updated(opt_state) if isinstance(tx, optax.MultiSteps) else jnp.array(True)
+    ema = state.ema
+    if ema is not None:
+        # ema_t = d * ema_{t-1} + (1 - d) * params_t at each update (ema_0 = params_0)
+        moved = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+        ema = jax.tree.map(lambda m, e: jnp.where(applied, m, e), moved, ema)
+    new_rest = jax.tree.map(lambda n, o: n.astype(o.dtype), new_rest, state.rest)
+    new_state = TrainState(
+        step=state.step + applied.astype(state.step.dtype),
+        params=params,
+        rest=new_rest,
+        opt_state=opt_state,
+        ema=ema,
+    )
+    return new_state, updates
 
+
+def make_train_step(config, defs: ModelDefs, tx: optax.GradientTransformation, mesh, schedule):
+    """``train_step(state, batch, body_model, body) -> (state, metrics)``, jitted and sharded.
+
+    ``body_model`` is the body the losses pose GT meshes with, ``body`` the model's
+    ``BodyConstant`` state (``state_lib.body_state``); neither is donated. ``batch`` is one
+    micro-batch when ``tx`` is an ``optax.MultiSteps`` (``state.step`` counts updates).
     ``metrics`` holds ``loss``, ``loss_<term>`` for each term, ``l2_grads``, ``l2_params``,
     ``l2_updates``, ``learning_rate`` and ``finite`` (loss and gradients finite). A non-finite step
-    does not change the parameters; the loop stops on it.
+    does not change the state; the loop stops on it.
     """
     weights = dict(config.loss)
     input_size = int(config.model.input_size)
-    cdtype = compute_dtype_of(config)
     nan_at_step = int(config.debug.nan_at_step)
+    decay = state_lib.ema_decay(config)
 
-    def train_step(state: TrainState, batch, body_model):
+    def train_step(state: TrainState, batch, body_model, body):
         # ``rest`` goes in as an argument so NNX variables are rebuilt at the grad trace level.
         def loss_fn(params, rest):
-            outputs, aux, new_rest = _run_model(defs.train, params, rest, batch, cdtype)
+            outputs, aux, new_rest = _run_model(defs.train, params, rest, body, batch)
             total, terms = losses_lib.compute_losses(
                 outputs, aux, batch, body_model=body_model, weights=weights, input_size=input_size
             )
@@ -137,18 +162,17 @@ def make_train_step(config, defs: ModelDefs, tx: optax.GradientTransformation, m
         )
         l2_grads = tree_l2(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(l2_grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_rest = jax.tree.map(lambda n, o: n.astype(o.dtype), new_rest, state.rest)
-        # Keep the last finite state when the step is not finite: the loop stops and names it.
-        new_state = TrainState(
-            step=state.step + 1, params=params, rest=new_rest, opt_state=opt_state
-        )
+        new_state, updates = _apply_update(state, tx, grads, new_rest, decay)
+        # The guard is hand-written, not ``optax.apply_if_finite``: that one looks at the
+        # gradients only (not the loss, nor the BatchNorm statistics in ``rest`` that a
+        # non-finite forward pass writes) and keeps training past a bad step, while this trainer
+        # keeps the last finite state whole and stops, naming the steps (``loop.NonFiniteError``),
+        # so no non-finite parameter is ever saved.
         new_state = jax.lax.cond(finite, lambda: new_state, lambda: state)
         metrics = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}
         metrics.update(
             l2_grads=l2_grads,
-            l2_params=tree_l2(params),
+            l2_params=tree_l2(new_state.params),
             l2_updates=tree_l2(updates),
             learning_rate=schedule(state.step),
             finite=finite,
@@ -158,15 +182,16 @@ def make_train_step(config, defs: ModelDefs, tx: optax.GradientTransformation, m
     repl = replicated(mesh)
     return jax.jit(
         train_step,
-        in_shardings=(repl, data_sharding(mesh), repl),
+        in_shardings=(repl, data_sharding(mesh), repl, repl),
         out_shardings=(repl, repl),
         donate_argnums=(0,),
     )
 
 
 def make_eval_step(config, defs: ModelDefs, mesh):
-    """``eval_step(state, batch, body_model) -> per-person errors`` (metres), jitted.
+    """``eval_step(state, batch, body_model, body) -> per-person errors`` (metres), jitted.
 
+    Runs the EMA of the parameters when the state keeps one (``state_lib.eval_params``).
     Slots are matched to GT persons by construction: the GT centre cells are the tokens, as in
     training, so slot i predicts GT person i. Returns ``mpjpe``, ``pa_mpjpe``, ``pve`` [b t k] and
     the masks ``mask_3d`` and ``mask_smpl`` [b t k]. Errors are pelvis-aligned on the 24 SMPL
@@ -174,10 +199,11 @@ def make_eval_step(config, defs: ModelDefs, mesh):
     """
     from siam_jax.evaluation import metrics as metrics_lib
 
-    cdtype = compute_dtype_of(config)
+    del config
 
-    def eval_step(state: TrainState, batch, body_model):
-        outputs, _, _ = _run_model(defs.eval, state.params, state.rest, batch, cdtype)
+    def eval_step(state: TrainState, batch, body_model, body):
+        params = state_lib.eval_params(state)
+        outputs, _, _ = _run_model(defs.eval, params, state.rest, body, batch)
         valid = batch["person_valid"] & batch["batch_valid"][:, None, None]
         pred_j = outputs["pred_keypoints_3d"]
         gt_j = batch["joints_3d"].astype(jnp.float32)
@@ -196,9 +222,35 @@ def make_eval_step(config, defs: ModelDefs, mesh):
         }
 
     repl = replicated(mesh)
-    return jax.jit(eval_step, in_shardings=(repl, data_sharding(mesh), repl), out_shardings=repl)
+    return jax.jit(
+        eval_step, in_shardings=(repl, data_sharding(mesh), repl, repl), out_shardings=repl
+    )
 
 
-def params_finite(state: TrainState) -> bool:
-    """Host-side check before a checkpoint is written."""
-    return bool(jax.device_get(all_finite((state.params, state.rest))))
+def micro_batches(batch: Mapping[str, np.ndarray], k: int) -> list[dict[str, np.ndarray]]:
+    """This process's rows split into ``k`` consecutive blocks, one micro-batch each (gradient
+    accumulation, ``config.optimizer.accumulate_steps``)."""
+    if k == 1:
+        return [dict(batch)]
+    rows = {len(np.asarray(v)) for v in batch.values()}
+    if len(rows) != 1 or next(iter(rows)) % k:
+        raise ValueError(f"batch rows {sorted(rows)} do not split into {k} micro-batches")
+    n = next(iter(rows)) // k
+    return [{key: np.asarray(v)[i * n : (i + 1) * n] for key, v in batch.items()} for i in range(k)]
+
+
+def mean_metrics(per_micro: list[dict]) -> dict:
+    """Metrics of one update from those of its micro-batches: the mean of each scalar (the last
+    value of ``l2_params`` / ``learning_rate``), ``finite`` only when every one was."""
+    if len(per_micro) == 1:
+        return per_micro[0]
+    last = per_micro[-1]
+    out = {}
+    for key, value in last.items():
+        if key == "finite":
+            out[key] = jnp.all(jnp.stack([m[key] for m in per_micro]))
+        elif key in ("l2_params", "learning_rate", "l2_updates"):
+            out[key] = value
+        else:
+            out[key] = jnp.mean(jnp.stack([m[key] for m in per_micro]))
+    return out
