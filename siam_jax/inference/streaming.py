@@ -75,7 +75,9 @@ def stream_step(model, cache: StreamCache, image, intrinsics):
         count=cache.count + 1,
     )
     order, seen = window_order(cache.count, clip_len)
-    real = (jnp.arange(clip_len) < seen)[None, :, None]  # [1 T 1]: padding frames are invalid
+    # [1 T 1]: slots past the real frames are padding. An init cache holds them invalid already;
+    # explicit, so the window never depends on what a buffer slot held before.
+    real = (jnp.arange(clip_len) < seen)[None, :, None]
     window_valid = cache.valid[:, order] & real
     window_scene = None if scene is None else scene[:, order]
     tokens = model.interact(model.embed_frames(cache.tokens[:, order]), window_valid, window_scene)
