@@ -42,6 +42,12 @@ def get_config() -> ml_collections.ConfigDict:
     m.sia.mlp_ratio = 4.0
     m.sia.scene_cross_attention = True
     m.sia.dropout = 0.0
+    # Temporal path without SIA (docs/choices.md "Temporal path without SIA"): one block of
+    # temporal-only attention over the window's tokens; on in the video Base / Base+FD rows.
+    m.temporal = ml_collections.ConfigDict()
+    m.temporal.enabled = False
+    m.temporal.num_heads = 8
+    m.temporal.mlp_ratio = 4.0
     m.fd = ml_collections.ConfigDict()
     m.fd.enabled = True
     m.fd.hidden = 256

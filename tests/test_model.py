@@ -196,10 +196,43 @@ def test_sia_off_passes_tokens_and_fd_off_feeds_the_token_to_all_regressors(vide
     assert not np.allclose(np.asarray(aux["pose_features"]), np.asarray(aux["tokens"]))
 
 
+def test_temporal_path_carries_time_without_sia_and_ignores_padding():
+    """SIA off, temporal path on: a frame's outputs depend on the other frame of the clip
+    (and not at all with the temporal path off), but never on padded slots."""
+    cells, valid = _gt(2)
+    images = _images(2)
+    changed = images.at[:, 0].set(_images(2, seed=5)[:, 0])  # frame 0 only
+    frame1 = np.zeros((B, 2, K), bool)
+    frame1[:, 1] = np.asarray(valid)[:, 1]
+    outs = {}
+    for on in (True, False):
+        cfg = _cfg("video", **{"sia.enabled": False, "temporal.enabled": on})
+        model = _eval_model(cfg)
+        assert (model.temporal is not None) == on
+        run = _Jitted(model)
+        a, _ = run(images, cells, valid)
+        b, _ = run(changed, cells, valid)
+        outs[on] = _select(_per_slot(a), frame1), _select(_per_slot(b), frame1)
+    assert not np.allclose(outs[True][0]["pred_vertices"], outs[True][1]["pred_vertices"])
+    jax.tree.map(np.testing.assert_array_equal, *outs[False])
+    # Padded slots of frame 0 moved elsewhere: the valid slots of both frames do not change.
+    model = _eval_model(_cfg("video", **{"sia.enabled": False, "temporal.enabled": True}))
+    other = jnp.where(valid[..., None], cells, jnp.asarray([7, 7], jnp.int32))
+    run = _Jitted(model)
+    a, _ = run(images, cells, valid)
+    b, _ = run(images, other, valid)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4),
+        _select(_per_slot(a), valid),
+        _select(_per_slot(b), valid),
+    )
+
+
 def test_gradients_reach_every_parameter():
     # factorized mode holds every parameter kind of the other modes plus the temporal layer;
-    # scene cross-attention is on in the tiny config.
-    model = build_model(_cfg("video", **{"sia.mode": "factorized"}), rngs=nnx.Rngs(0))
+    # scene cross-attention is on in the tiny config; the temporal path (not SIA) is on too.
+    cfg = _cfg("video", **{"sia.mode": "factorized", "temporal.enabled": True})
+    model = build_model(cfg, rngs=nnx.Rngs(0))
     model.train()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     cells, valid = _gt(2)

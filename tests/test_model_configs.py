@@ -71,3 +71,34 @@ def test_bfloat16_compute_keeps_float32_params_and_outputs():
     out, _ = _abstract_forward(cfg)
     assert out["pred_vertices"].dtype == jnp.float32
     assert out["center_heatmap"].dtype == jnp.float32
+
+
+# Parameter counts (nnx.Param elements). The frame rows are those of the model before the
+# temporal path existed (unchanged); the video Base / Base+FD rows add the temporal path, one
+# block at d = 256: 2 LayerNorms (2 * 2d) + q, k, v, out (4 (d^2 + d)) + MLP d -> 4d -> d
+# (4d^2 + 4d + 4d^2 + d) = 789,760 parameters (closed form, checked below).
+TEMPORAL_PARAMS = 2 * 2 * 256 + 4 * (256 * 256 + 256) + (256 * 1024 + 1024) + (1024 * 256 + 256)
+PARAM_COUNTS = {
+    ("w32_frame", "base"): 34_904_670,
+    ("w32_frame", "full"): 37_549_407,
+    ("w48_frame", "base"): 70_985_694,
+    ("w48_frame", "full"): 73_663_199,
+    ("w32_video", "base"): 34_906_462 + TEMPORAL_PARAMS,
+    ("w32_video", "fd"): 35_369_055 + TEMPORAL_PARAMS,
+    ("w32_video", "full"): 37_551_199,
+    ("w48_video", "base"): 70_987_486 + TEMPORAL_PARAMS,
+}
+
+
+@pytest.mark.parametrize("name,row", sorted(PARAM_COUNTS))
+def test_parameter_counts_and_the_temporal_path_of_the_video_base_rows(name, row):
+    cfg = CONFIGS[name].get_config(row).model
+    assert cfg.temporal.enabled == (name.endswith("video") and row in ("base", "fd"))
+    model = nnx.eval_shape(lambda: build_model(cfg, rngs=nnx.Rngs(0)))
+    count = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert count == PARAM_COUNTS[name, row]
+    if cfg.temporal.enabled:
+        temporal = sum(x.size for x in jax.tree.leaves(nnx.state(model.temporal, nnx.Param)))
+        assert temporal == TEMPORAL_PARAMS == 789_760
+    else:
+        assert model.temporal is None

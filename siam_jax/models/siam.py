@@ -1,10 +1,16 @@
 """SIAM assembly: backbone -> neck -> centre heatmap -> instance tokens -> SIA -> FD -> regressor
--> camera -> SMPL, returning the output vocabulary of docs/architecture.md."""
+-> camera -> SMPL, returning the output vocabulary of docs/architecture.md.
+
+The forward is cut in three stages (docs/model.md "Stages"): ``encode`` (everything that depends
+on one frame: backbone, neck, centre head, token gathering), ``interact`` (everything that
+crosses the frames of the window: the temporal path and SIA) and ``decode`` (per token again:
+FD, regressor, camera, body model). ``siam_jax.inference.streaming`` caches ``encode``'s output
+per frame and runs the other two over the cached window.
+"""
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import ml_collections
@@ -17,10 +23,12 @@ from siam_jax.models import tokens as tokens_lib
 from siam_jax.models.center_head import CenterHead
 from siam_jax.models.embeddings import FrameEmbedding, PositionEmbedding, normalised_cell_xy
 from siam_jax.models.fd import FD
+from siam_jax.models.hrnet import HRNet
 from siam_jax.models.mean_params import NUM_JOINTS, get_mean_params
 from siam_jax.models.neck import Neck
 from siam_jax.models.regressor import IterativeRegressor
 from siam_jax.models.sia import SIA
+from siam_jax.models.temporal import TemporalMixer
 
 # torchvision / timm ImageNet statistics (timm.data.constants IMAGENET_DEFAULT_MEAN/STD): the
 # HRNet weights were trained on inputs normalised with these.
@@ -51,18 +59,27 @@ def _dtype_of(name: str):
     return jnp.bfloat16 if name == "bfloat16" else None  # None: follow the inputs / params
 
 
-def _make_backbone(cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, dtype):
-    from siam_jax.models.hrnet import HRNet
-
-    kwargs: dict[str, Any] = dict(
+def _make_backbone(cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, dtype) -> HRNet:
+    return HRNet(
+        cfg.backbone.width,
         rngs=rngs,
         num_modules=tuple(cfg.backbone.num_modules),
         num_blocks=cfg.backbone.num_blocks,
         stem_width=cfg.backbone.stem_width,
+        dtype=dtype,
     )
-    if dtype is not None and "dtype" in inspect.signature(HRNet).parameters:
-        kwargs["dtype"] = dtype
-    return HRNet(cfg.backbone.width, **kwargs)
+
+
+class FrameEncoding(NamedTuple):
+    """``SIAM.encode`` of frames [b t]: all that depends on one frame (a pytree; the streaming
+    cache keeps ``tokens``, ``valid`` and ``scene`` of the window's frames)."""
+
+    heatmap: Float[Array, "b t h w"]  # float32 centre heatmap
+    scores: Float[Array, "b t k"]  # float32 heatmap score of each slot's cell
+    valid: Bool[Array, "b t k"]
+    cells: Int[Array, "b t k 2"]  # (x, y) feature cells of the slots
+    tokens: Float[Array, "b t k d"]  # gathered features + position embedding (no frame embedding)
+    scene: Float[Array, "b t hs ws c"] | None  # coarse 1/32 branch, None unless SIA reads it
 
 
 class SIAM(nnx.Module):
@@ -96,22 +113,13 @@ class SIAM(nnx.Module):
         self.center_head = CenterHead(d, cfg.center.hidden, rngs=rngs, dtype=dtype)
         self.pos_embed = PositionEmbedding(d, rngs=rngs, dtype=dtype)
         self.frame_embed = FrameEmbedding(self.clip_len, d, rngs=rngs)
-        s = cfg.sia
-        self.sia = (
-            SIA(
-                d,
-                num_layers=s.num_layers,
-                num_heads=s.num_heads,
-                mlp_ratio=s.mlp_ratio,
-                mode=s.mode,
-                scene_channels=8 * width if s.scene_cross_attention else None,
-                dropout=s.dropout,
-                rngs=rngs,
-                dtype=dtype,
-            )
-            if s.enabled
+        tp = cfg.temporal
+        self.temporal = (
+            TemporalMixer(d, num_heads=tp.num_heads, mlp_ratio=tp.mlp_ratio, rngs=rngs, dtype=dtype)
+            if tp.enabled
             else None
         )
+        self.sia = _make_sia(cfg, rngs, dtype) if cfg.sia.enabled else None
         self.fd = FD(d, cfg.fd.hidden, rngs=rngs, dtype=dtype) if cfg.fd.enabled else None
         self.regressor = IterativeRegressor(
             d,
@@ -122,6 +130,31 @@ class SIAM(nnx.Module):
             dtype=dtype,
         )
         self.body = BodyConstant(body_model)
+
+    @property
+    def reads_scene(self) -> bool:
+        """Whether ``interact`` reads the coarse scene map (SIA's scene cross-attention)."""
+        return self.sia is not None and self.sia.scene is not None
+
+    # ------------------------------------------------------------------ checks
+    def check_images(self, images: Float[Array, "b t H W 3"]) -> None:
+        if images.ndim != 5 or images.shape[-1] != 3:
+            raise ValueError(f"images must be [b t H W 3], got {images.shape}")
+        height, width = images.shape[2:4]
+        if height != width or height % 32:
+            raise ValueError(
+                f"images must be square with a side divisible by 32, got {height}x{width}"
+            )
+
+    def intrinsics_or_default(self, intrinsics, b: int, t: int, size: int):
+        """``intrinsics`` [b t 3 3] checked, or the default camera (``fov_degrees``) of size."""
+        if intrinsics is None:
+            intrinsics = jnp.broadcast_to(
+                camera_lib.default_intrinsics(size, self.fov_degrees), (b, t, 3, 3)
+            )
+        if intrinsics.shape != (b, t, 3, 3):
+            raise ValueError(f"intrinsics must be [{b} {t} 3 3], got {intrinsics.shape}")
+        return intrinsics.astype(jnp.float32)
 
     # ------------------------------------------------------------------ stages
     def features(self, images: Float[Array, "b t H W 3"]):
@@ -152,57 +185,74 @@ class SIAM(nnx.Module):
             valid = is_peak & (scores > self.threshold)
         return cells, scores, valid
 
+    def encode(
+        self,
+        images: Float[Array, "b t H W 3"],
+        gt_center_cells: Int[Array, "b t k 2"] | None = None,
+        gt_valid: Bool[Array, "b t k"] | None = None,
+    ) -> FrameEncoding:
+        """Per-frame stage: backbone, neck, centre head, slot selection, token gathering."""
+        self.check_images(images)
+        b, t = images.shape[:2]
+        k = self.max_instances
+        feats, coarse = self.features(images)
+        _n, h, w, d = feats.shape
+        heatmap = self.center_head(feats)
+        cells, scores, valid = self.select_tokens(heatmap, gt_center_cells, gt_valid, b, t)
+        tok = tokens_lib.gather_cells(feats, cells)
+        tok = tok + self.pos_embed(normalised_cell_xy(cells, h, w)).astype(tok.dtype)
+        return FrameEncoding(
+            heatmap=heatmap.reshape(b, t, h, w).astype(jnp.float32),
+            scores=scores.reshape(b, t, k).astype(jnp.float32),
+            valid=valid.reshape(b, t, k),
+            cells=cells.reshape(b, t, k, 2),
+            tokens=tok.reshape(b, t, k, d),
+            scene=coarse.reshape(b, t, *coarse.shape[1:]) if self.reads_scene else None,
+        )
+
+    def embed_frames(self, tokens: Float[Array, "b t k d"]) -> Float[Array, "b t k d"]:
+        """Add the frame embedding of each frame's index in the window (0 = oldest)."""
+        return tokens + self.frame_embed(tokens.shape[1])[None, :, None].astype(tokens.dtype)
+
+    def interact(
+        self,
+        tokens: Float[Array, "b t k d"],
+        valid: Bool[Array, "b t k"],
+        scene: Float[Array, "b t hs ws c"] | None,
+    ) -> Float[Array, "b t k d"]:
+        """Window stage, the only one that crosses frames: temporal path, then SIA. Padded
+        tokens (``valid`` False) are never attended to, so valid tokens do not depend on them."""
+        if self.temporal is not None:
+            tokens = self.temporal(tokens, valid)
+        if self.sia is not None:
+            tokens = self.sia(tokens, valid, scene)
+        return tokens
+
     def factor_features(self, tokens, valid):
         """(pose, shape, camera) features and the decorrelation term; the token itself w/o FD."""
         if self.fd is None:
             return (tokens, tokens, tokens), jnp.zeros((), jnp.float32)
         return self.fd(tokens, valid)
 
-    def __call__(
+    def decode(
         self,
-        images: Float[Array, "b t H W 3"],
-        *,
-        gt_center_cells: Int[Array, "b t k 2"] | None = None,
-        gt_valid: Bool[Array, "b t k"] | None = None,
-        intrinsics: Float[Array, "b t 3 3"] | None = None,
-        return_aux: bool = False,
-    ):
-        if images.ndim != 5 or images.shape[-1] != 3:
-            raise ValueError(f"images must be [b t H W 3], got {images.shape}")
-        b, t, height, width, _ = images.shape
-        if height != width or height % 32:
-            raise ValueError(
-                f"images must be square with a side divisible by 32, got {height}x{width}"
-            )
-        if t > self.clip_len:
-            raise ValueError(f"clip of {t} frames exceeds config.model.clip_len={self.clip_len}")
-        k = self.max_instances
+        tokens: Float[Array, "b t k d"],
+        valid: Bool[Array, "b t k"],
+        cells: Int[Array, "b t k 2"],
+        intrinsics: Float[Array, "b t 3 3"],
+        image_size: int,
+    ) -> tuple[dict, dict]:
+        """Per-frame stage on interacted tokens: FD, regressor, camera, body model.
 
-        feats, coarse = self.features(images)
-        _n, h, w, d = feats.shape
-        heatmap = self.center_head(feats)
-        cells, scores, valid = self.select_tokens(heatmap, gt_center_cells, gt_valid, b, t)
-
-        tok = tokens_lib.gather_cells(feats, cells)
-        tok = tok + self.pos_embed(normalised_cell_xy(cells, h, w)).astype(tok.dtype)
-        tok = tok.reshape(b, t, k, d) + self.frame_embed(t)[None, :, None].astype(tok.dtype)
-        valid = valid.reshape(b, t, k)
-        tokens_in = tok
-        if self.sia is not None:
-            tok = self.sia(tok, valid, coarse.reshape(b, t, *coarse.shape[1:]))
-        (f_pose, f_shape, f_cam), decor = self.factor_features(tok, valid)
+        Returns (the per-slot outputs, aux); FD pools within a frame, so frames are independent.
+        """
+        b, t, k, _ = tokens.shape
+        (f_pose, f_shape, f_cam), decor = self.factor_features(tokens, valid)
         pose6d, betas, cam = self.regressor(f_pose, f_shape, f_cam)
-
         rotmats = rotations.rot6d_to_matrix(pose6d.reshape(b, t, k, NUM_JOINTS, 6))
-        centers = tokens_lib.cell_centers_px(cells).reshape(b, t, k, 2)
-        if intrinsics is None:
-            intrinsics = jnp.broadcast_to(
-                camera_lib.default_intrinsics(height, self.fov_degrees), (b, t, 3, 3)
-            )
-        if intrinsics.shape != (b, t, 3, 3):
-            raise ValueError(f"intrinsics must be [{b} {t} 3 3], got {intrinsics.shape}")
+        centers = tokens_lib.cell_centers_px(cells)
         k_mat = intrinsics.astype(jnp.float32)[:, :, None]  # [b t 1 3 3]
-        cam_t = camera_lib.cam_to_translation(cam, centers, k_mat, height)
+        cam_t = camera_lib.cam_to_translation(cam, centers, k_mat, image_size)
         body = self.body.get_value()(
             betas=betas,
             body_pose=rotmats[..., 1:, :, :],
@@ -211,9 +261,6 @@ class SIAM(nnx.Module):
         )
         joints = body.joints[..., :NUM_JOINTS, :]
         outputs = {
-            "center_heatmap": heatmap.reshape(b, t, h, w).astype(jnp.float32),
-            "scores": scores.reshape(b, t, k).astype(jnp.float32),
-            "valid": valid,
             "centers": centers,
             "pred_smpl_params": {
                 "global_orient": rotmats[..., :1, :, :],
@@ -226,17 +273,57 @@ class SIAM(nnx.Module):
             "pred_keypoints_3d": joints,
             "pred_keypoints_2d": camera_lib.perspective_projection(joints, k_mat),
         }
-        if not return_aux:
-            return outputs
         aux = {
             "fd_decorrelation": decor.astype(jnp.float32),
-            "tokens_in": tokens_in,
-            "tokens": tok,
             "pose_features": f_pose,
             "shape_features": f_shape,
             "cam_features": f_cam,
         }
         return outputs, aux
+
+    def __call__(
+        self,
+        images: Float[Array, "b t H W 3"],
+        *,
+        gt_center_cells: Int[Array, "b t k 2"] | None = None,
+        gt_valid: Bool[Array, "b t k"] | None = None,
+        intrinsics: Float[Array, "b t 3 3"] | None = None,
+        return_aux: bool = False,
+    ):
+        """The full-window forward: ``encode`` -> ``embed_frames`` -> ``interact`` -> ``decode``."""
+        self.check_images(images)
+        b, t, size = images.shape[:3]
+        if t > self.clip_len:
+            raise ValueError(f"clip of {t} frames exceeds config.model.clip_len={self.clip_len}")
+        intrinsics = self.intrinsics_or_default(intrinsics, b, t, size)
+        enc = self.encode(images, gt_center_cells, gt_valid)
+        tokens_in = self.embed_frames(enc.tokens)
+        tok = self.interact(tokens_in, enc.valid, enc.scene)
+        per_slot, aux = self.decode(tok, enc.valid, enc.cells, intrinsics, size)
+        outputs = {
+            "center_heatmap": enc.heatmap,
+            "scores": enc.scores,
+            "valid": enc.valid,
+            **per_slot,
+        }
+        if not return_aux:
+            return outputs
+        return outputs, {"tokens_in": tokens_in, "tokens": tok, **aux}
+
+
+def _make_sia(cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, dtype) -> SIA:
+    s = cfg.sia
+    return SIA(
+        cfg.token_dim,
+        num_layers=s.num_layers,
+        num_heads=s.num_heads,
+        mlp_ratio=s.mlp_ratio,
+        mode=s.mode,
+        scene_channels=8 * cfg.backbone.width if s.scene_cross_attention else None,
+        dropout=s.dropout,
+        rngs=rngs,
+        dtype=dtype,
+    )
 
 
 def load_body_model(cfg: ml_collections.ConfigDict):
