@@ -17,6 +17,7 @@ from configs import tiny
 from siam_jax import checkpoints
 from siam_jax.inference import export
 from siam_jax.models import OUTPUT_KEYS, build_model
+from siam_jax.models.siam import BodyConstant
 
 B, T, S = 2, 2, 64
 
@@ -47,7 +48,8 @@ def test_exported_checkpoint_runs_without_model_code_and_matches(tmp_path):
     config = tiny.get_config("video")
     model = build_model(config.model, rngs=nnx.Rngs(7))  # not config.seed: weights must travel
     model.eval()
-    _, params, rest = nnx.split(model, nnx.Param, ...)
+    # As training saves it: the body model is configuration, not part of the checkpoint.
+    _, params, _, rest = nnx.split(model, nnx.Param, BodyConstant, ...)
     with checkpoints.Checkpointer(str(tmp_path / "checkpoints"), async_save=False) as ck:
         ck.save(3, _State(params, rest, jnp.asarray(3)), None)
     artefact = str(tmp_path / "tiny.siam.npz")
