@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from siam_jax.data import conversions as cv
 from siam_jax.body import joint_sets
+from siam_jax.common import safe_pickle
+from siam_jax.data import conversions as cv
 from siam_jax.data import schema
 from siam_jax.data.builders.official import OfficialFormatBuilder
 
@@ -72,8 +72,9 @@ def split_filename(filename: str) -> tuple[str, int | None]:
 def read_annotations(path: str) -> list[dict]:
     """A CRMH annotation pickle, each entry checked (file, index and key named on errors)."""
     try:
-        with open(path, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
+        data = safe_pickle.load(path, "Panoptic annotation file")
+    except safe_pickle.UnsafePickleError:
+        raise
     except Exception as err:
         raise ValueError(f"Panoptic annotation file {path} is unreadable: {err}") from err
     if not isinstance(data, (list, tuple)):
