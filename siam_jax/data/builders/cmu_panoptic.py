@@ -97,6 +97,18 @@ def read_annotations(path: str) -> list[dict]:
     return list(data)
 
 
+def check_image_size(image: str, size: tuple[int, int], ann: dict) -> None:
+    """The stored image must be the annotation's ``width`` x ``height``: CRMH's 2D points are in
+    its resized (832 px) frame, so another image size would put every 2D joint elsewhere."""
+    want = (int(ann["width"]), int(ann["height"]))
+    if tuple(int(x) for x in size) != want:
+        raise ValueError(
+            f"CMU-Panoptic {image}: the image is {size[0]}x{size[1]} px but its annotation "
+            f"({ann['filename']}) says width x height = {want[0]}x{want[1]}; CRMH's kpts2d are "
+            "in the resized (832 px) frame: use the images CRMH's preprocessing wrote"
+        )
+
+
 def fit_sequence_intrinsics(anns: list[dict]) -> tuple[np.ndarray, float]:
     """K fitted to every visible joint of a sequence's annotations, and its RMS error (px)."""
     p3, p2 = [], []
@@ -169,11 +181,12 @@ class CmuPanoptic(OfficialFormatBuilder):
             for frame, ann in items:
                 image = os.path.join(manual, "images", str(ann["filename"]))
                 try:
-                    cv.check_image(image)
+                    size = cv.check_image(image)
                 except (FileNotFoundError, ValueError) as err:
                     log.warning("CMU-Panoptic %s: skipping: %s", seq, err)
                     skipped_images += 1
                     continue
+                check_image_size(image, size, ann)
                 yield (
                     f"{seq}/{frame:08d}",
                     {
