@@ -220,7 +220,8 @@ def evaluate(
         print(w)
 
     if dataset == "agora" and opts.predictions:
-        result, num_images, tfds_name = *_score_agora_files(config, opts, split, body_model), "-"
+        result, num_images = _score_agora_files(config, opts, split, body_model)
+        tfds_name, protocol = "-", "agora_official"
     else:
         data = open_split(config, dataset, opts.split, opts.max_examples)
         gt = _agora_gt(config, opts, split) if dataset == "agora" else None
@@ -234,12 +235,12 @@ def evaluate(
             for frame, pred in pairs:
                 evaluator.add(frame, pred)
                 num_images += 1
-        result, tfds_name = evaluator.result(), data.tfds_name
+        result, tfds_name, protocol = evaluator.result(), data.tfds_name, evaluator.protocol
     report = report_lib.make_report(
         dataset=dataset,
         tfds_name=tfds_name,
         split=split,
-        protocol=result.get("protocol", "agora_official" if dataset == "agora" else "-"),
+        protocol=protocol,
         checkpoint_step=step,
         num_images=num_images,
         result=result,
