@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 from siam_jax import checkpoints
 from siam_jax.evaluation import evaluators, runner
 from siam_jax.evaluation import frames as frames_lib
+from siam_jax.evaluation import report as report_lib
 from siam_jax.evaluation.gt_meshes import GtMeshes
 from siam_jax.evaluation.predictions import Prediction
 from tests import fixtures_official as fx
@@ -205,7 +206,11 @@ def test_agora_fixture_end_to_end_with_export(workdir, real_data, tmp_path):
     # GT people counted by the official evaluator: isValid ones (the adult and the kid of
     # image 0; the 95 % occluded adult of image 1 is not isValid).
     assert rep["num_images"] == 2 and rep["num_persons"] == 2 and rep["metrics"]["num_kids"] == 1
-    assert "test-server" in rep["poster_comparison"] and "split train" in rep["poster_comparison"]
+    assert "no poster row" in rep["poster_comparison"]  # width 4
+    config = _config(data_dir, bm)
+    config.model.backbone.width = 32
+    table = report_lib.poster_table("agora", rep["metrics"], config, "validation")
+    assert "ours: agora split validation | poster: AGORA test set, test-server numbers" in table
     files = sorted(os.listdir(export))
     assert len(files) == rep["metrics"]["exported_predictions"] > 0
     with open(os.path.join(export, files[0]), "rb") as f:
@@ -351,7 +356,7 @@ def test_pw3d_predictions_files_perfect_and_a_missed_person(real_data, tmp_path)
     rep = runner.evaluate(config, None, "pw3d", predictions=str(tmp_path / "perfect"),
                           progress=False)  # fmt: skip
     m = rep["metrics"]
-    assert m["num_persons"] == 5 and m["num_unmatched"] == 0
+    assert rep["num_persons"] == 5 and m["num_unmatched"] == 0
     for key in ("MPJPE", "PA-MPJPE", "PVE", "ACCEL"):
         assert m[key] < 1e-2, (key, m[key])
     # Actor 0 left out of frame 2: one GT person missed, counted beside the metrics.
@@ -359,7 +364,7 @@ def test_pw3d_predictions_files_perfect_and_a_missed_person(real_data, tmp_path)
     rep = runner.evaluate(config, None, "pw3d", predictions=str(tmp_path / "missed"),
                           progress=False)  # fmt: skip
     m = rep["metrics"]
-    assert (m["num_persons"], m["num_unmatched"], m["num_gt"]) == (4, 1, 5)
+    assert (rep["num_persons"], m["num_unmatched"], m["num_gt"]) == (4, 1, 5)
     assert m["miss_rate"] == pytest.approx(0.2) and "missed 1" in rep["misses"]
 
 

@@ -27,6 +27,16 @@ INTRINSICS = {
 }
 
 
+def split_note(dataset: str, split: str) -> str | None:
+    """A line saying which official splits the evaluated frames come from (3DPW-OCC)."""
+    if dataset != "pw3d_occ":
+        return None
+    return (
+        "3DPW-OCC: the published occlusion subset (ROMP's PW3D_OCsubset, 17 sequence names) "
+        f"drawn from the official 3DPW splits {split.split('+')}"
+    )
+
+
 def check_body_model(body_config, dataset: str, allow_procedural: bool) -> str | None:
     """Refuses the procedural body on a real benchmark (its GT meshes and H36M joints would not
     be SMPL's) unless ``allow_procedural``; returns the warning to print when allowed."""
@@ -90,4 +100,5 @@ __all__ = [
     "check_body_model",
     "check_h36m_regressor",
     "check_occ_train",
+    "split_note",
 ]

@@ -72,8 +72,10 @@ def header_lines(report: Mapping[str, Any]) -> list[str]:
         if report.get("predictions")
         else f"checkpoint step {report['checkpoint_step']}"
     )
+    note = [report["split_note"]] if report.get("split_note") else []
     return [
         f"{report['dataset']} split {report['split']}; protocol {report['protocol']}; {source}",
+        *note,
         f"body model: {body} (gender {bm['gender']}, digest {bm['digest'][:16]})",
         f"intrinsics: {report['intrinsics']}",
         f"images {report['num_images']}, persons {report['num_persons']}",
@@ -94,6 +96,7 @@ def make_report(
     intrinsics: str,
     predictions: str | None = None,
     warnings: list[str] | None = None,
+    split_note: str | None = None,
 ) -> dict[str, Any]:
     """The report dict (docs/evaluation.md, "Running eval.py"); ``result`` is the evaluator's
     (its ``protocol`` and ``num_persons`` move to the top level)."""
@@ -104,6 +107,7 @@ def make_report(
         "dataset": dataset,
         "tfds_name": tfds_name,
         "split": split,
+        "split_note": split_note,
         "protocol": protocol,
         "checkpoint_step": checkpoint_step,
         "predictions": predictions,
@@ -114,7 +118,7 @@ def make_report(
         "num_persons": num_persons,
         "units": "mm",
         "metrics": metrics,
-        "misses": miss_line(dataset, metrics),
+        "misses": miss_line(dataset, {**metrics, "num_persons": num_persons}),
         "poster_comparison": poster_table(dataset, metrics, config, split),
     }
 

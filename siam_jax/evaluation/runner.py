@@ -218,6 +218,7 @@ def evaluate(
         dataset, split, train_sets, opts.allow_occ_train_overlap)] if w]  # fmt: skip
     for w in warnings:
         print(w)
+    note = guards.split_note(dataset, split)
 
     if dataset == "agora" and opts.predictions:
         result, num_images = _score_agora_files(config, opts, split, body_model)
@@ -249,6 +250,7 @@ def evaluate(
         intrinsics=_intrinsics_statement(dataset, opts),
         predictions=opts.predictions,
         warnings=warnings,
+        split_note=note,
     )
     report_lib.write_report(workdir or opts.predictions, report)
     return report
