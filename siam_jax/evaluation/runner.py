@@ -184,6 +184,32 @@ def _score_agora_files(config, opts: EvalOptions, split: str, body_model) -> tup
     return result, int(sum(len(df) for df in gt))
 
 
+def _prepare(config, workdir, dataset: str, opts: EvalOptions, model):
+    """The checks before scoring (``guards``) and the model: ``(model or None, body model,
+    checkpoint step or None, split, printed warnings)``."""
+    _check_args(dataset, opts)
+    warnings = [guards.check_body_model(
+        config.model.body_model, dataset, opts.allow_procedural_body)]  # fmt: skip
+    step = None
+    if model is None and opts.predictions is None:
+        body_model = models.load_body_model(config.model)
+        model, step = checkpoints.restore_model(config, workdir, opts.checkpoint, body_model)
+    if model is not None:
+        body_model = model.body.get_value()  # the checkpoint's body (a constant of the model)
+    else:
+        body_model = models.load_body_model(config.model)
+    guards.check_h36m_regressor(body_model, config.model.body_model, dataset)
+    split = dataset_spec(config, dataset, opts.split)[1]
+    train_sets = _checkpoint_meta(workdir, step).get(checkpoints.META_TRAIN_DATASETS)
+    warnings.append(
+        guards.check_occ_train(dataset, split, train_sets, opts.allow_occ_train_overlap)
+    )
+    warnings = [w for w in warnings if w]
+    for w in warnings:
+        print(w)
+    return model, body_model, step, split, warnings
+
+
 def evaluate(
     config,
     workdir: str | None,
@@ -200,24 +226,7 @@ def evaluate(
     from tqdm import tqdm
 
     opts = dataclasses.replace(opts or EvalOptions(), **kwargs)
-    _check_args(dataset, opts)
-    warnings = [w for w in [guards.check_body_model(
-        config.model.body_model, dataset, opts.allow_procedural_body)] if w]  # fmt: skip
-    step = None
-    if model is None and opts.predictions is None:
-        body_model = models.load_body_model(config.model)
-        model, step = checkpoints.restore_model(config, workdir, opts.checkpoint, body_model)
-    if model is not None:
-        body_model = model.body.get_value()  # the checkpoint's body (a constant of the model)
-    else:
-        body_model = models.load_body_model(config.model)
-    guards.check_h36m_regressor(body_model, config.model.body_model, dataset)
-    split = dataset_spec(config, dataset, opts.split)[1]
-    train_sets = _checkpoint_meta(workdir, step).get(checkpoints.META_TRAIN_DATASETS)
-    warnings += [w for w in [guards.check_occ_train(
-        dataset, split, train_sets, opts.allow_occ_train_overlap)] if w]  # fmt: skip
-    for w in warnings:
-        print(w)
+    model, body_model, step, split, warnings = _prepare(config, workdir, dataset, opts, model)
     note = guards.split_note(dataset, split)
 
     if dataset == "agora" and opts.predictions:
