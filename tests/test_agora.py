@@ -26,6 +26,9 @@ FX = 28 / 36 * 3840
 FY = 28 / 20.25 * 2160
 CX, CY = 1920.0, 1080.0
 NV = 6890
+# Any 4010 distinct vertex indices stand in for utils/body_verts_smpl.npy (the official subset's
+# size; the file itself is AGORA's download).
+BODY_VERTS = np.random.default_rng(7).permutation(NV)[:4010]
 
 
 def _project(p3: np.ndarray) -> np.ndarray:
@@ -70,11 +73,18 @@ def verts_pred(person, j3=None, v=None, j2=None):
 def test_perfect_prediction_f1_one_zero_error():
     a, b = make_person(0, (-1.0, 0, 8)), make_person(1, (1.0, 0, 9))
     df = gt_frame("img_00000.png", [a, b], [0, 30], [True, True])
-    res = agora.evaluate_agora([df], {"img_00000.png": [verts_pred(b), verts_pred(a)]})
+    preds = {"img_00000.png": [verts_pred(b), verts_pred(a)]}
+    res = agora.evaluate_agora([df], preds, body_verts_index=BODY_VERTS)
     assert (res["precision"], res["recall"], res["f1"]) == (1.0, 1.0, 1.0)
     assert res["body-MPJPE"] == 0.0 and res["body-MVE"] == 0.0
     assert res["body-NMJE"] == 0.0 and res["body-NMVE"] == 0.0
     assert res["num_false_positives"] == 0 and res["num_misses"] == 0
+    # Without the official body-vertex subset no number is labelled MVE / NMVE.
+    res = agora.evaluate_agora([df], preds)
+    assert "body-MVE" not in res and "body-NMVE" not in res
+    assert res["body-MVE_all6890"] == 0.0 and res["body_verts"] == "all"
+    with pytest.raises(ValueError, match="4010"):
+        agora.evaluate_agora([df], preds, body_verts_index=np.arange(100))
 
 
 def test_far_extra_prediction_is_false_positive():
@@ -129,7 +139,9 @@ def test_nmje_rounding_as_official():
     j3[10, 0] += 2.40096
     v = a["v"] + np.array([0.05, 0.0, 0.0])  # every vertex 50 mm off after alignment: MVE 50.0
     df = gt_frame("x.png", [a], [0], [True])
-    res = agora.evaluate_agora([df], {"x.png": [verts_pred(a, j3=j3, v=v), verts_pred(far)]})
+    res = agora.evaluate_agora(
+        [df], {"x.png": [verts_pred(a, j3=j3, v=v), verts_pred(far)]}, body_verts_index=BODY_VERTS
+    )
     assert res["f1"] == 0.67  # TP 1, FP 1
     assert res["body-MPJPE"] == 100.0 and res["body-MVE"] == 50.0
     # round(100.0 / 0.67, 1) = round(149.2537, 1); unrounded 100.04 / (2/3) would give 150.1
@@ -151,11 +163,12 @@ def test_mid_hip_alignment_and_body_vertex_subset():
     assert res["body-MPJPE"] == 10.0  # 240 mm / 24 joints
     # Vertex errors outside the body subset do not count.
     v = a["v"].copy()
-    subset = np.arange(0, NV, 2)
-    v[1::2, 0] += 1.0  # 1 m on every other vertex: mean 500 mm over all
+    outside = np.setdiff1d(np.arange(NV), BODY_VERTS)
+    v[outside, 0] += 1.0  # 1 m on the 2880 vertices outside: 2880 / 6890 m = 418.0 mm over all
     pred = verts_pred(a, v=v)
-    assert agora.evaluate_agora([df], {"x.png": [pred]}, body_verts_index=subset)["body-MVE"] == 0.0
-    assert agora.evaluate_agora([df], {"x.png": [pred]})["body-MVE"] == 500.0
+    res = agora.evaluate_agora([df], {"x.png": [pred]}, body_verts_index=BODY_VERTS)
+    assert res["body-MVE"] == 0.0
+    assert agora.evaluate_agora([df], {"x.png": [pred]})["body-MVE_all6890"] == 418.0
 
 
 def test_spectral_norm_not_frobenius_decides_the_match():
@@ -230,6 +243,8 @@ def test_export_roundtrip_and_cli(tmp_path):
         "--out",
         str(out),
     ]
+    np.save(tmp_path / "body_verts_smpl.npy", BODY_VERTS.astype(np.uint32))
+    cmd += ["--body_verts_index", str(tmp_path / "body_verts_smpl.npy")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
@@ -246,7 +261,7 @@ def test_export_roundtrip_and_cli(tmp_path):
     ):
         assert k in res
     assert res["f1"] == 1.0 and res["body-MPJPE"] < 1e-3 and res["body-MVE"] < 1e-3
-    assert res["kid_f1"] is None  # no kids: the official 'nan'
+    assert res["kid_f1"] is None and res["body_verts"] == 4010  # no kids: the official 'nan'
 
 
 def test_export_params_layouts(tmp_path):
@@ -282,7 +297,7 @@ def test_export_params_layouts(tmp_path):
         agora_export.person_record({"joints_2d": j2, "params": p_aa, "image_size": (1000, 1000)})
 
 
-def test_params_prediction_needs_smpl_and_rejects_kids():
+def test_params_prediction_needs_smpl_and_kids_the_smil_template():
     a = make_person(0)
     df = gt_frame("x.png", [a], [0], [True])
     pred = {
@@ -297,7 +312,7 @@ def test_params_prediction_needs_smpl_and_rejects_kids():
     with pytest.raises(ValueError, match="smpl_path"):
         agora.evaluate_agora([df], {"x.png": [pred]})
     kid = dict(pred, kid_flag=True, num_betas=11)
-    with pytest.raises(NotImplementedError, match="kid"):
+    with pytest.raises(ValueError, match="kid_template_path"):
         agora.evaluate_agora([df], {"x.png": [kid]}, body_model=lambda **kw: None)
 
 
@@ -362,6 +377,6 @@ def test_params_submission_plumbing(rotmat):
     res = agora.evaluate_agora(
         [gt_frame("x.png", [a], [0], [True])], {"x.png": [pred]}, body_model=body
     )
-    assert res["f1"] == 1.0 and res["body-MPJPE"] == 0.0 and res["body-MVE"] == 0.0
+    assert res["f1"] == 1.0 and res["body-MPJPE"] == 0.0 and res["body-MVE_all6890"] == 0.0
     want = ((10,), (23, 3, 3), (1, 3, 3)) if rotmat else ((10,), (23, 3), (3,))
     assert body.calls == [want]

@@ -92,6 +92,20 @@ def test_bad_annotation_names_file_and_key(tmp_path):
         cmu_panoptic.read_annotations(str(bad))
 
 
+def test_image_size_must_match_the_annotation(tmp_path):
+    """CRMH's 2D points are in the 832 px frame: an image of another size fails the build,
+    naming the image and both sizes."""
+    manual = tmp_path / "manual"
+    truth = fx.write_panoptic(str(manual))
+    name = truth["annotations"]["160906_pizza1-00_30"][0]["filename"]
+    fx.write_image(str(manual / "images" / name), 1920, 1080)  # the original HD frame
+    builder = cmu_panoptic.CmuPanoptic(data_dir=str(tmp_path / "tfds"))
+    with pytest.raises(ValueError, match=r"1920x1080 px.*832x512"):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
+        )
+
+
 def test_split_filename_forms():
     assert cmu_panoptic.split_filename("160422_haggling1-00_16_00002000.jpg") == (
         "160422_haggling1-00_16",

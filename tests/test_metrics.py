@@ -138,6 +138,27 @@ def test_accel_error_closed_form():
     assert e[0] == pytest.approx(1.0) and np.isnan(e[1:]).all()
 
 
+def test_accel_error_of_a_known_jitter_and_a_track():
+    """A GT moving at constant velocity and a prediction equal to it plus a +-e jitter on one of
+    J joints: the jitter's second difference is e (1 + 2 + 1) = 4e, so the error is 4e / J per
+    frame; the constant-velocity prediction itself scores 0."""
+    from siam_jax.evaluation import pw3d
+
+    t = np.arange(7, dtype=np.float64)
+    gt = np.zeros((7, 14, 3))
+    gt[..., 2] = 0.02 * t[:, None] + 3.0  # constant velocity along z
+    e = 0.01
+    pred = gt.copy()
+    pred[:, 5, 0] += e * (-1.0) ** t
+    np.testing.assert_allclose(metrics.accel_error(gt, gt), 0.0, atol=1e-7)
+    np.testing.assert_allclose(metrics.accel_error(pred, gt), 4 * e / 14, rtol=1e-5)
+    # Through the 3DPW tracks (frames 10..16, frame 13 unmatched): only the differences that
+    # avoid frame 13 (centred at 11 and 15) count, each 4e / 14.
+    items = [(10 + i, pred[i], gt[i]) for i in range(7) if i != 3]
+    errs = pw3d.accel_tracks([items])
+    np.testing.assert_allclose(errs, [4 * e / 14] * 2, rtol=1e-5)
+
+
 def test_shape_annotations_hold_under_beartype():
     from beartype import beartype
     from jaxtyping import jaxtyped

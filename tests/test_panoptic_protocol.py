@@ -64,14 +64,30 @@ def test_crmh_protocol_by_hand():
     assert list(paired) == [0, 1] and not mismatch
     assert e3 == pytest.approx(2500.0 / 17)
     acc.add_image("160422_mafia2", np.stack([p0, y17]), gt17=gt, vis=vis)
-    acc.add_image("160906_pizza1", np.zeros((0, 17, 3)), kpts3d=a[None])  # no prediction
+    # No prediction: the one GT person is charged the 150 mm miss penalty.
+    assert acc.add_image("160906_pizza1", np.zeros((0, 17, 3)), kpts3d=a[None]) == 150.0
     r = acc.result()
     assert r["haggling"] == pytest.approx((5.0 * 2 + 20.0) / 3)  # person-weighted: 10
     assert r["mafia"] == pytest.approx(2500.0 / 17)
-    assert r["ultimatum"] is None and r["pizza"] is None and r["num_activities"] == 2
-    assert r["mean"] == pytest.approx((10.0 + 2500.0 / 17) / 2)
+    assert r["ultimatum"] is None and r["pizza"] == 150.0 and r["num_activities"] == 3
+    assert r["mean"] == pytest.approx((10.0 + 2500.0 / 17 + 150.0) / 3)
     assert r["num_mismatch"] == 1 and r["num_images_without_prediction"] == 1
-    assert r["num_persons"] == 5
+    assert r["num_persons"] == 6 and r["num_missed_persons"] == 1
+
+
+def test_image_without_prediction_costs_150mm_per_person():
+    """Image 1: two GT people predicted exactly (0 mm each); image 2: three GT people and no
+    prediction (150 mm each). Person-weighted mean: (2 * 0 + 3 * 150) / 5 = 90 mm."""
+    k = _j24()
+    two = np.stack([k, k + np.array([1.0, 0, 0, 0])])
+    acc = panoptic.PanopticAccumulator()
+    pred = panoptic.gt_h36m_from_j24(two)[0]
+    assert acc.add_image("160422_haggling1-00_16_1", pred, kpts3d=two) == pytest.approx(0.0)
+    three = np.stack([k, k, k])
+    acc.add_image("160422_haggling1-00_16_2", np.zeros((0, 17, 3)), kpts3d=three)
+    r = acc.result()
+    assert r["haggling"] == pytest.approx(90.0) and r["mean"] == pytest.approx(90.0)
+    assert r["num_missed_persons"] == 3 and r["num_persons"] == 5
 
 
 def test_images_are_scored_under_their_sequence_activity():

@@ -1,23 +1,23 @@
 """Loading and saving SMPL body models: official .pkl (without chumpy), smplx-layout .npz.
 
 The official SMPL pickles (PROTOCOLS.md 5.1) are Python-2 pickles holding chumpy `Ch` objects and
-a scipy.sparse csc `J_regressor`. A pickle can call any importable function, so they are read
-with a restricted unpickler: only the numpy/copyreg globals these files need are resolved, chumpy
-and scipy.sparse classes become inert stand-ins converted to numpy afterwards, and any other
-global (e.g. `os.system`) is refused in `find_class`, before the opcode that would call it runs.
+a scipy.sparse csc `J_regressor`; Python-3 rewrites use protocol 2 with `_codecs.encode` for the
+numpy bytes, NumPy-2 ones name `numpy._core`. A pickle can call any importable function, so they
+are read with the project's one allow-list loader (`siam_jax.common.safe_pickle`): chumpy classes
+become inert stand-ins, sparse matrices are densified, and any other global (e.g. `os.system`) is
+refused before the opcode that would call it runs.
 """
 
 from __future__ import annotations
 
-import io as _io
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from siam_jax.body import joint_sets
 from siam_jax.body.model import BodyModel, body_model_from_arrays
+from siam_jax.common import safe_pickle
 from siam_jax.common.files import atomic_path
 
 SMPL_SOURCE = "https://smpl.is.tue.mpg.de"
@@ -28,117 +28,13 @@ REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"
                  "kintree_table", "f")  # fmt: skip
 
 
-class _StandIn:
-    """Inert replacement for a pickled class: records the pickled state, runs nothing."""
-
-    def __init__(self, *args, **kwargs):
-        self.state = None
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-class _ChumpyStandIn(_StandIn):
-    """For chumpy classes; its array is the ``x`` (or ``a``) of the state."""
-
-    def to_array(self, key: str) -> np.ndarray:
-        state = self.state
-        if isinstance(state, dict):
-            for name in ("x", "a"):
-                if isinstance(state.get(name), np.ndarray):
-                    return state[name]
-        raise ValueError(
-            f"'{key}' is a chumpy expression that is not a plain array; convert the file with "
-            "smplx's tools/clean_ch.py first"
-        )
-
-
-class _SparseStandIn(_StandIn):
-    """For scipy.sparse matrices; densified from its pickled fields."""
-
-    def to_array(self, key: str) -> np.ndarray:
-        st = self.state if isinstance(self.state, dict) else {}
-        fmt = st.get("format", "csc")
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode("latin1")
-        shape = st.get("_shape", st.get("shape"))
-        data, indices, indptr = st.get("data"), st.get("indices"), st.get("indptr")
-        if shape is None or data is None or indices is None or indptr is None:
-            raise ValueError(f"'{key}': unsupported sparse matrix pickle (fields {sorted(st)})")
-        shape = tuple(int(s) for s in shape)
-        if fmt not in ("csc", "csr"):
-            raise ValueError(f"'{key}': unsupported sparse format {fmt!r}")
-        out = np.zeros(shape, dtype=np.asarray(data).dtype)
-        n_major = shape[1] if fmt == "csc" else shape[0]
-        counts = np.diff(np.asarray(indptr))
-        major = np.repeat(np.arange(n_major), counts)
-        if fmt == "csc":
-            np.add.at(out, (np.asarray(indices), major), data)
-        else:
-            np.add.at(out, (major, np.asarray(indices)), data)
-        return out
-
-
-def _numpy_reconstruct():
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-def _numpy_scalar():
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar
-    return scalar
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the globals an SMPL pickle needs; refuses everything else."""
-
-    def find_class(self, module: str, name: str):
-        import copyreg
-
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            if name == "_reconstruct":
-                return _numpy_reconstruct()
-            if name == "scalar":
-                return _numpy_scalar()
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return copyreg._reconstructor
-        if module in ("__builtin__", "builtins") and name == "object":
-            return object
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyStandIn
-        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
-            return _SparseStandIn
-        raise pickle.UnpicklingError(
-            f"refused to load global '{module}.{name}': SMPL model pickles only need numpy, "
-            "chumpy and scipy.sparse objects (this file may be malicious)"
-        )
-
-
-def _plain(value, key: str):
-    if isinstance(value, _StandIn):
-        return value.to_array(key)
-    return value
-
-
 def read_smpl_pickle(path: str | os.PathLike) -> dict:
-    """The dict of an official SMPL .pkl, chumpy/sparse values as numpy arrays."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        data = RestrictedUnpickler(_io.BytesIO(raw), encoding="latin1").load()
-    except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(f"{path}: {e}") from None
+    """The dict of an official SMPL .pkl, chumpy/sparse values as numpy arrays (read through the
+    project's allow-list loader, ``siam_jax.common.safe_pickle``)."""
+    data = safe_pickle.load(path, "SMPL model")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict of SMPL arrays, got {type(data).__name__}")
-    return {str(k): _plain(v, f"{path}:{k}") for k, v in data.items()}
+    return {str(k): safe_pickle.plain_array(v, f"{path}:{k}") for k, v in data.items()}
 
 
 def _arrays_from_smplx_dict(data: dict, source: str, num_betas: int) -> dict[str, np.ndarray]:
@@ -275,7 +171,6 @@ def save_body_model(model: BodyModel, path: str | os.PathLike) -> None:
 __all__ = [
     "GENDERS",
     "SMPL_SOURCE",
-    "RestrictedUnpickler",
     "load_body_model",
     "load_h36m_regressor",
     "read_smpl_pickle",

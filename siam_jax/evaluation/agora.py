@@ -8,10 +8,17 @@ metres, camera frame); predictions are one pickle per person named
 ``params`` (neutral model), plus ``joints`` (2D, 3840x2160 pixels) for the matching.
 
 Per image: greedy 2D matching (``agora_matching``); per matched GT person: MPJPE on the first 24
-joints and MVE on the body-vertex subset (``utils/body_verts_smpl.npy``, 4010 indices; all
-vertices when no index file is given), both after subtracting each body's own mid-hip (SMPL joints
-1 and 2); then precision/recall/F1 rounded to 2 decimals, MPJPE/MVE in mm rounded to 1 decimal and
-NMJE/NMVE = round(MPJPE / F1, 1) (compute_average_error.py).
+joints and MVE on the body-vertex subset (``utils/body_verts_smpl.npy``, 4010 indices), both after
+subtracting each body's own mid-hip (SMPL joints 1 and 2); then precision/recall/F1 rounded to 2
+decimals, MPJPE/MVE in mm rounded to 1 decimal and NMJE/NMVE = round(MPJPE / F1, 1)
+(compute_average_error.py). Without the index file the vertex error is over all 6890 vertices and
+is reported under other names (``body-MVE_all6890``, ``body-NMVE_all6890``): it is not the
+official MVE.
+
+Kids: a ``params`` prediction with ``kid_flag`` / ``age == 'kid'`` / 11 betas is posed with the
+SMIL kid model of smplx (``age='kid'``): the SMIL template, mean-centred, minus the SMPL template
+is appended as an 11th shape direction (``kid_body_model``; smplx body_models.py SMPL.__init__,
+agora_evaluation get_smpl_vertices with ``kid_template_path``).
 
 CLI::
 
@@ -26,7 +33,6 @@ import dataclasses
 import glob
 import math
 import os
-import pickle
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from siam_jax.common import files
+from siam_jax.common import files, safe_pickle
 from siam_jax.evaluation.agora_matching import match_image
 
 # calculate_v2v_error.py: SMPL_JOINTS = 24; align_by_pelvis uses joints 1 and 2 (L/R hip).
@@ -44,12 +50,29 @@ LEFT_HIP, RIGHT_HIP = 1, 2
 MM = 1000.0
 # load_predictions.py: the image name is everything before "_personId_<k>.pkl", plus ".png".
 _PRED_NAME = re.compile(r"^(?P<stem>.+)_personId_(?P<k>\d+)\.pkl$")
+# utils/body_verts_smpl.npy: the body-only vertex subset of the official MVE (PROTOCOLS.md 1.5).
+NUM_BODY_VERTS = 4010
+ALL_VERTS_SUFFIX = "_all6890"  # vertex errors over all vertices: not the official MVE/NMVE
 GT_COLUMNS = ("imgPath", "isValid", "occlusion", "gt_joints_2d", "gt_joints_3d", "gt_verts")
 
 BodyFn = Callable[[Mapping[str, Any]], tuple[np.ndarray, np.ndarray]]
 
 
 # ----------------------------------------------------------------------------- loading
+
+
+def headline_keys(result: Mapping[str, Any]) -> list[str]:
+    """The keys a summary line prints: P/R/F1, MPJPE/NMJE and the vertex errors as named."""
+    keys = ["precision", "recall", "f1", "body-MPJPE", "body-NMJE"]
+    return keys + [k for k in result if k.startswith(("body-MVE", "body-NMVE"))]
+
+
+def official_image_name(name: str) -> str:
+    """An image name without the 720p release's ``_1280x720`` suffix (projection.py names the
+    1280x720 images ``<imgPath stem>_1280x720.png``)."""
+    base = os.path.basename(str(name))
+    stem, ext = os.path.splitext(base)
+    return stem.removesuffix("_1280x720") + ext
 
 
 def image_key(img_path: str) -> str:
@@ -74,11 +97,7 @@ def load_prediction_dir(pred_dir: str) -> dict[str, list[dict]]:
         raise FileNotFoundError(f"{pred_dir}: no prediction pickles (*.pkl)")
     by_image: dict[str, list[tuple[str, dict]]] = {}
     for path in paths:
-        with open(path, "rb") as f:
-            try:
-                pred = pickle.load(f, encoding="latin1")
-            except Exception as e:
-                raise ValueError(f"{path}: cannot unpickle ({e})") from e
+        pred = safe_pickle.load(path, "AGORA prediction")  # written by anyone: allow-list only
         if not isinstance(pred, dict):
             raise ValueError(f"{path}: expected a dict, got {type(pred).__name__}")
         by_image.setdefault(prediction_image_name(path), []).append((path, pred))
@@ -86,16 +105,20 @@ def load_prediction_dir(pred_dir: str) -> dict[str, list[dict]]:
     return {k: [p for _, p in sorted(v, key=lambda x: x[0])] for k, v in by_image.items()}
 
 
-def load_gt_dir(gt_dir: str) -> list:
-    """All GT DataFrame pickles of ``gt_dir``, sorted by file name, columns checked."""
+def load_gt_dir(gt_dir: str, split: str | None = None) -> list:
+    """All GT DataFrame pickles of ``gt_dir`` (those named ``<split>_*.pkl`` when ``split`` is
+    given, as AGORA's ``SMPL/validation_0_withjv.pkl``), sorted by file name, columns checked."""
     import pandas as pd
 
-    paths = sorted(glob.glob(os.path.join(gt_dir, "*.pkl")))
+    pattern = "*.pkl" if split is None else f"{split}_*.pkl"
+    paths = sorted(glob.glob(os.path.join(gt_dir, pattern)))
     if not paths:
-        raise FileNotFoundError(f"{gt_dir}: no ground-truth DataFrame pickles (*.pkl)")
+        raise FileNotFoundError(f"{gt_dir}: no ground-truth DataFrame pickles ({pattern})")
     frames = []
     for path in paths:
-        df = pd.read_pickle(path)
+        df = safe_pickle.load(path, "AGORA GT dataframe")
+        if not isinstance(df, pd.DataFrame):
+            raise ValueError(f"{path}: holds {type(df).__name__}, not an AGORA GT DataFrame")
         check_gt_frame(df, path)
         frames.append(df)
     return frames
@@ -116,19 +139,78 @@ def check_gt_frame(df, source: str = "<DataFrame>") -> None:
                 )
 
 
+def load_body_verts_index(path: str) -> np.ndarray:
+    """AGORA's ``utils/body_verts_smpl.npy``: 4010 distinct SMPL vertex indices (PROTOCOLS.md
+    1.5); anything else is refused, since only that subset gives the official MVE."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such body-vertex index file (body_verts_smpl.npy)")
+    idx = np.load(path, allow_pickle=False)
+    check_body_verts_index(idx, path)
+    return idx.astype(np.int64)
+
+
+def check_body_verts_index(idx: np.ndarray, source: str = "body_verts_index") -> None:
+    idx = np.asarray(idx)
+    if (
+        idx.ndim != 1
+        or idx.shape[0] != NUM_BODY_VERTS
+        or idx.dtype.kind not in "iu"
+        or len(np.unique(idx)) != idx.shape[0]
+        or idx.min() < 0
+        or idx.max() >= 6890
+    ):
+        raise ValueError(
+            f"{source}: expected AGORA's {NUM_BODY_VERTS} distinct SMPL vertex indices "
+            f"(utils/body_verts_smpl.npy), got shape {idx.shape} dtype {idx.dtype}"
+        )
+
+
+def load_kid_template(path: str) -> np.ndarray:
+    """The SMIL kid template (``smpl_kid_template.npy`` / ``smil_template_fixed.npy``), [6890 3]."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such SMIL kid template (smpl_kid_template.npy)")
+    t = np.load(path, allow_pickle=False)
+    if t.shape != (6890, 3):
+        raise ValueError(f"{path}: SMIL kid template has shape {t.shape}, expected (6890, 3)")
+    return t
+
+
+def kid_body_model(adult, smil_template: np.ndarray):
+    """The 11-beta kid model of smplx ``SMPL(age='kid')``: shapedirs[:, :, :10] plus
+    ``(smil - mean(smil)) - v_template`` as the 11th direction (smplx body_models.py)."""
+    import jax.numpy as jnp
+
+    smil = np.asarray(smil_template, np.float64)
+    smil = smil - smil.mean(0)
+    diff = (smil - np.asarray(adult.v_template, np.float64))[:, :, None]
+    shapedirs = np.concatenate([np.asarray(adult.shapedirs)[:, :, :10], diff], axis=2)
+    return adult.replace(shapedirs=jnp.asarray(shapedirs, jnp.float32))
+
+
+def is_kid_prediction(pred: Mapping[str, Any]) -> bool:
+    """kid_flag, age 'kid' or num_betas 11 (agora_evaluation get_smpl_vertices)."""
+    age = pred.get("age", "adult")
+    age = age.decode() if isinstance(age, bytes) else str(age)
+    return bool(pred.get("kid_flag", False)) or age == "kid" or int(pred.get("num_betas", 10)) == 11
+
+
 # ----------------------------------------------------------------------------- predictions
 
 
-def _params_body_fn(body_model) -> BodyFn:
-    """SMPL forward for ``params`` submissions with the neutral model (get_smpl_vertices)."""
-    forward = body_model
-    if hasattr(body_model, "v_template"):  # a siam_jax.body pytree: one compile per pose layout
-        import jax
+def _forward_of(body_model):
+    if not hasattr(body_model, "v_template"):  # a plain callable (tests' stand-ins)
+        return body_model
+    import jax  # a siam_jax.body pytree: one compile per pose layout
 
-        jitted = jax.jit(lambda model, **kw: model(**kw))
+    jitted = jax.jit(lambda model, **kw: model(**kw))
+    return lambda **kw: jitted(body_model, **kw)
 
-        def forward(**kw):
-            return jitted(body_model, **kw)
+
+def _params_body_fn(body_model, kid_body=None) -> BodyFn:
+    """SMPL forward for ``params`` submissions with the neutral model (get_smpl_vertices); kids
+    with ``kid_body`` (``kid_body_model``)."""
+    adult_forward = _forward_of(body_model)
+    kid_forward = None if kid_body is None else _forward_of(kid_body)
 
     def run(pred: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         params = dict(pred["params"])
@@ -137,17 +219,24 @@ def _params_body_fn(body_model) -> BodyFn:
             params["global_orient"] = params.pop("root_pose")
         if "translation" in params:
             params["transl"] = params.pop("translation")
-        kid = bool(pred.get("kid_flag", False)) or int(pred.get("num_betas", 10)) == 11
-        if kid:
-            raise NotImplementedError(
-                "AGORA kid predictions (11 betas, SMIL template) are not supported yet: "
-                "submit allSmplJoints3d + verts instead"
+        kid = is_kid_prediction(pred)
+        if kid and kid_forward is None:
+            raise ValueError(
+                "a kid params prediction (11 betas) needs the SMIL kid template: pass "
+                "--kid_template_path (smpl_kid_template.npy, as agora_evaluation)"
             )
+        forward = kid_forward if kid else adult_forward
+        nb = 11 if kid else 10
         missing = [k for k in ("betas", "global_orient", "body_pose", "transl") if k not in params]
         if missing:
             raise KeyError(f"params lacks {missing}")
         pose2rot = bool(pred.get("pose2rot", True))
-        betas = np.asarray(params["betas"], np.float32).reshape(-1)[:10]
+        betas = np.asarray(params["betas"], np.float32).reshape(-1)
+        if betas.shape[0] < nb:
+            raise ValueError(
+                f"betas has {betas.shape[0]} entries, a {'kid' if kid else 'adult'} needs {nb}"
+            )
+        betas = betas[:nb]
         if pose2rot:
             go = np.asarray(params["global_orient"], np.float32).reshape(3)
             bp = np.asarray(params["body_pose"], np.float32).reshape(23, 3)
@@ -256,8 +345,12 @@ def _normalised(err: float, f1: float) -> float:
     return round(err / f1, 1)
 
 
-def aggregate(records: Sequence[PersonRecord], num_false_positives: int) -> dict[str, Any]:
-    """The official result dict (compute_average_error.py: compute_avg_error, SMPL keys)."""
+def aggregate(
+    records: Sequence[PersonRecord], num_false_positives: int, official_verts: bool = True
+) -> dict[str, Any]:
+    """The official result dict (compute_average_error.py: compute_avg_error, SMPL keys).
+
+    ``official_verts`` False (no body-vertex subset): the vertex keys get ``ALL_VERTS_SUFFIX``."""
     count = len(records)
     misses = sum(r.miss for r in records)
     kids = [r for r in records if r.kid]
@@ -274,11 +367,13 @@ def aggregate(records: Sequence[PersonRecord], num_false_positives: int) -> dict
         body = _round_mean([getattr(r, attr) for r in hits])
         kid = _round_mean([getattr(r, attr) for r in kid_hits])
         norm = "NMJE" if name == "MPJPE" else "NMVE"
-        out[f"body-{name}"] = body
-        out[f"kid-body-{name}"] = kid
-        out[f"body-{norm}"] = _normalised(body, f1)
-        out[f"kid-body-{norm}"] = _normalised(kid, kf) if kids else float("nan")
+        suffix = "" if name == "MPJPE" or official_verts else ALL_VERTS_SUFFIX
+        out[f"body-{name}{suffix}"] = body
+        out[f"kid-body-{name}{suffix}"] = kid
+        out[f"body-{norm}{suffix}"] = _normalised(body, f1)
+        out[f"kid-body-{norm}{suffix}"] = _normalised(kid, kf) if kids else float("nan")
     out["num_gt"] = count
+    out["num_kids"] = len(kids)
     out["num_misses"] = misses
     out["num_false_positives"] = num_false_positives
     return out
@@ -320,7 +415,7 @@ def _score_image(
             continue
         try:
             pj, pv = prediction_joints_verts(preds[s], body_fn)
-        except (KeyError, ValueError, NotImplementedError) as e:
+        except (KeyError, ValueError) as e:
             raise type(e)(f"{img}: prediction {s}: {e}") from e
         mpjpe, mve = person_errors(row["gt_joints_3d"][j], row["gt_verts"][j], pj, pv, idx)
         records.append(PersonRecord(img, j, bool(kid[j]), False, MM * mpjpe, MM * mve))
@@ -333,6 +428,7 @@ def evaluate_agora(
     body_verts_index: np.ndarray | None = None,
     body_model=None,
     return_records: bool = False,
+    kid_body=None,
 ):
     """Score predictions against AGORA GT DataFrames; returns the official result dict.
 
@@ -342,10 +438,14 @@ def evaluate_agora(
         per-person format. Images without an entry have all their valid people missed.
       body_verts_index: the 4010 body-vertex indices (utils/body_verts_smpl.npy) or None (all).
       body_model: a ``siam_jax.body`` model (neutral SMPL) for ``params`` predictions.
+      kid_body: ``kid_body_model(body_model, smil)`` for kid ``params`` predictions.
       return_records: also return the per-person ``PersonRecord`` list.
     """
-    body_fn = _params_body_fn(body_model) if body_model is not None else None
-    idx = None if body_verts_index is None else np.asarray(body_verts_index).astype(np.int64)
+    body_fn = _params_body_fn(body_model, kid_body) if body_model is not None else None
+    idx = None
+    if body_verts_index is not None:
+        check_body_verts_index(body_verts_index)
+        idx = np.asarray(body_verts_index).astype(np.int64)
     records: list[PersonRecord] = []
     num_fp = 0
     for df in gt_df_list:
@@ -356,7 +456,8 @@ def evaluate_agora(
             image_records, image_fp = _score_image(row, preds, body_fn, idx)
             records += image_records
             num_fp += image_fp
-    result = aggregate(records, num_fp)
+    result = aggregate(records, num_fp, official_verts=idx is not None)
+    result["body_verts"] = "all" if idx is None else int(idx.shape[0])
     return (result, records) if return_records else result
 
 
@@ -376,6 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pred_dir", required=True, help="folder of <img>_personId_<k>.pkl files")
     ap.add_argument("--body_verts_index", default="", help="utils/body_verts_smpl.npy (4010)")
     ap.add_argument("--smpl_path", default="", help="neutral SMPL .pkl/.npz for params files")
+    ap.add_argument(
+        "--kid_template_path", default="", help="SMIL kid template .npy (kid params files)"
+    )
     ap.add_argument("--img_width", type=int, default=3840, help="GT image width (recorded)")
     ap.add_argument("--img_height", type=int, default=2160, help="GT image height (recorded)")
     ap.add_argument("--out", required=True, help="result JSON path")
@@ -383,20 +487,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     gt = load_gt_dir(args.gt_dir)
     preds = load_prediction_dir(args.pred_dir)
-    idx = None
-    if args.body_verts_index:
-        idx = np.load(args.body_verts_index)
-        if idx.ndim != 1:
-            raise ValueError(
-                f"{args.body_verts_index}: expected a 1-D index array, got {idx.shape}"
-            )
+    idx = load_body_verts_index(args.body_verts_index) if args.body_verts_index else None
     model = _load_body_model(args.smpl_path) if args.smpl_path else None
-    result = evaluate_agora(gt, preds, idx, model)
+    kid = None
+    if args.kid_template_path:
+        if model is None:
+            raise ValueError("--kid_template_path needs --smpl_path (the adult SMPL model)")
+        kid = kid_body_model(model, load_kid_template(args.kid_template_path))
+    result = evaluate_agora(gt, preds, idx, model, kid_body=kid)
     result["img_width"], result["img_height"] = args.img_width, args.img_height
-    result["body_verts"] = "all" if idx is None else int(idx.shape[0])
     files.write_json(args.out, result)
-    keys = ("precision", "recall", "f1", "body-MPJPE", "body-MVE", "body-NMJE", "body-NMVE")
-    print(" ".join(f"{k}={result[k]}" for k in keys))
+    print(" ".join(f"{k}={result[k]}" for k in headline_keys(result)))
     return 0
 
 

@@ -10,7 +10,8 @@ PROTOCOLS.md section 1.2): one pickle per predicted person named
 * ``params`` {``global_orient`` (1,1,3) | (1,1,3,3), ``body_pose`` (1,23,3) | (1,23,3,3),
   ``betas`` (1,10), ``transl`` (1,3)} with ``pose2rot`` True for axis-angle and False for
   rotation matrices, plus ``num_betas``, ``gender`` 'neutral' and ``age`` 'adult' (as the sample
-  ``smpl_param_rm_personId_0.pkl``).
+  ``smpl_param_rm_personId_0.pkl``); a kid's ``betas`` are (1,11) with ``num_betas`` 11, ``age``
+  'kid' and ``kid_flag`` True (PROTOCOLS.md 1.2, 1.7).
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def _params_entry(params: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], boo
     else:
         go, bp = go.reshape(1, 1, 3), bp.reshape(1, 23, 3)
     betas = np.asarray(params["betas"], np.float32).reshape(1, -1)
-    if betas.shape[1] != 10:
-        raise ValueError(f"betas must have 10 entries (adult SMPL), got {betas.shape[1]}")
+    if betas.shape[1] not in (10, 11):
+        raise ValueError(
+            f"betas must have 10 entries (adult SMPL) or 11 (kid: SMIL blend), got {betas.shape[1]}"
+        )
     entry = {
         "global_orient": go,
         "body_pose": bp,
@@ -88,7 +91,14 @@ def person_record(person: Mapping[str, Any]) -> dict[str, Any]:
         rec["allSmplJoints3d"] = j3
     if "params" in person:
         params, pose2rot = _params_entry(person["params"])
-        rec.update(params=params, pose2rot=pose2rot, num_betas=10, gender="neutral", age="adult")
+        nb = int(params["betas"].shape[1])
+        # A kid keeps its 11 betas: num_betas 11, age 'kid', kid_flag (the official format and
+        # BEV's eval_AGORA.py), so the evaluator poses it with the SMIL kid template.
+        rec.update(params=params, pose2rot=pose2rot, num_betas=nb, gender="neutral")
+        if nb == 11:
+            rec.update(age="kid", kid_flag=True)
+        else:
+            rec["age"] = "adult"
     elif not has_mesh:
         raise KeyError("person needs 'params' or both 'vertices' and 'joints_3d'")
     return rec

@@ -13,6 +13,11 @@ CRMH mmdetection/mmdet/core/utils/eval_utils.py: PanopticEvalHandler (PROTOCOLS.
   all 17; the image's mean times 1000 enters a person-weighted running mean per activity
   (``AverageMeter.update(mpjpe, n=num_gt)``); the table reports each activity and the mean of the 4.
 
+* An image without any prediction: every GT person of it costs the miss penalty, 150 mm
+  (``MISS_PENALTY_MM``; the ``missing_punish = 150`` of the multi-person Panoptic evaluation that
+  ROMP/BEV run, PROTOCOLS.md 3.4), entered with weight 1 per person, so such images are charged,
+  never skipped.
+
 CRMH's ``vectorize_distance`` computes sqrt(|a|^2 + |b|^2 - 2 a.b); we take the norm of the
 difference directly: the same distance without the cancellation error, hence the same argmin.
 """
@@ -30,6 +35,8 @@ from siam_jax.body.joint_sets import J24_PELVIS, J24_TO_H36M
 from siam_jax.data.builders.cmu_panoptic import ACTIVITIES, panoptic_activity
 
 MM = 1000.0
+# The per-person miss penalty (mm) of an image without predictions (module doc).
+MISS_PENALTY_MM = 150.0
 
 
 def gt_h36m_from_j24(kpts3d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +86,7 @@ class PanopticAccumulator:
         self._count: dict[str, int] = {a: 0 for a in ACTIVITIES}
         self.num_mismatch = 0
         self.num_images_without_prediction = 0
+        self.num_missed_persons = 0
 
     def add_image(
         self,
@@ -90,8 +98,9 @@ class PanopticAccumulator:
     ) -> float | None:
         """Score one image given either ``kpts3d [P 24 4]`` or root-relative ``gt17`` + ``vis``.
 
-        An image without any prediction cannot be paired (CRMH always has detections); it is
-        counted in ``num_images_without_prediction`` and skipped. Returns the image's mm error.
+        An image without any prediction charges each of its GT people ``MISS_PENALTY_MM`` (counted
+        in ``num_images_without_prediction`` and ``num_missed_persons``). Returns the image's mm
+        error.
         """
         activity = panoptic_activity(name)
         if kpts3d is not None:
@@ -103,7 +112,10 @@ class PanopticAccumulator:
         pred17 = np.asarray(pred17)
         if pred17.shape[0] == 0:
             self.num_images_without_prediction += 1
-            return None
+            self.num_missed_persons += len(gt17)
+            self._sum[activity] += MISS_PENALTY_MM * len(gt17)
+            self._count[activity] += len(gt17)
+            return MISS_PENALTY_MM
         err, _, mismatch = image_mpjpe(gt17, vis, pred17)
         self.num_mismatch += int(mismatch)
         self._sum[activity] += err * len(gt17)
@@ -125,6 +137,8 @@ class PanopticAccumulator:
         out["num_persons"] = int(sum(self._count.values()))
         out["num_mismatch"] = self.num_mismatch
         out["num_images_without_prediction"] = self.num_images_without_prediction
+        out["num_missed_persons"] = self.num_missed_persons
+        out["miss_penalty_mm"] = MISS_PENALTY_MM
         return out
 
     def counts(self) -> Mapping[str, int]:

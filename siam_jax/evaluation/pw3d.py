@@ -12,9 +12,15 @@ Which GT model builds ``gt_vertices`` is the caller's part: ``gt_body_gender(pro
 names it. PA-MPJPE is the per-person similarity Procrustes on the 14 joints in both.
 
 Matching of predictions to GT people (documented in docs/evaluation.md): ``match_persons`` runs
-AGORA's greedy 2D matcher on the 24 SMPL joints projected into the image (every GT valid);
-unmatched GT people are counted and left out of the means, as ROMP's evaluation, which reads the
-prediction at each GT centre, never misses anyone.
+AGORA's greedy 2D matcher on the 24 SMPL joints projected into the image (every GT valid). The
+poster-era methods report 3DPW over matched people: ROMP reads its prediction at each GT person's
+centre (no miss is possible), BEV's 3DPW numbers likewise average over the people it scored. We
+follow that: the means are over matched people, and the missed ones are counted and reported
+beside every metric (``num_unmatched``, ``num_gt``, ``miss_rate``), never silently dropped.
+
+Acceleration error (``accel_tracks``): VIBE's compute_error_accel on the 14 root-relative LSP
+joints of each GT person's track, mm/frame^2; a second difference touching a frame where the
+person is not matched is left out (VIBE's ``vis`` mask).
 """
 
 from __future__ import annotations
@@ -66,6 +72,19 @@ def regress_h36m(
     return jnp.einsum("jv,...vc->...jc", jnp.asarray(h36m_regressor), jnp.asarray(vertices))
 
 
+def lsp14_root_relative(
+    vertices: Float[ArrayLike, "... v 3"], h36m_regressor: Float[ArrayLike, "17 v"], protocol: str
+) -> tuple[Float[Array, "... 14 3"], Float[Array, "... 3"]]:
+    """The 14 LSP joints minus the protocol's root, and that root (module doc)."""
+    j17 = regress_h36m(vertices, h36m_regressor)
+    j14 = j17[..., jnp.asarray(H36M_TO_J14), :]
+    if protocol == "romp_vibe":
+        root = 0.5 * (j14[..., LSP_R_HIP, :] + j14[..., LSP_L_HIP, :])
+    else:
+        root = j17[..., H36M_PELVIS, :]
+    return j14 - root[..., None, :], root
+
+
 @functools.partial(jax.jit, static_argnames=("protocol",))
 def pw3d_errors(
     pred_vertices: Float[ArrayLike, "... v 3"],
@@ -76,15 +95,8 @@ def pw3d_errors(
     """Per-person ``mpjpe``, ``pa_mpjpe`` and ``pve`` in metres under ``protocol``."""
     _check_protocol(protocol)
     pv, gv = jnp.asarray(pred_vertices), jnp.asarray(gt_vertices)
-    p17, g17 = regress_h36m(pv, h36m_regressor), regress_h36m(gv, h36m_regressor)
-    idx = jnp.asarray(H36M_TO_J14)
-    p14, g14 = p17[..., idx, :], g17[..., idx, :]
-    if protocol == "romp_vibe":
-        p_root = 0.5 * (p14[..., LSP_R_HIP, :] + p14[..., LSP_L_HIP, :])
-        g_root = 0.5 * (g14[..., LSP_R_HIP, :] + g14[..., LSP_L_HIP, :])
-    else:
-        p_root, g_root = p17[..., H36M_PELVIS, :], g17[..., H36M_PELVIS, :]
-    p14r, g14r = p14 - p_root[..., None, :], g14 - g_root[..., None, :]
+    p14r, p_root = lsp14_root_relative(pv, h36m_regressor, protocol)
+    g14r, g_root = lsp14_root_relative(gv, h36m_regressor, protocol)
     return {
         "mpjpe": metrics.mpjpe(p14r, g14r),
         "pa_mpjpe": metrics.pa_mpjpe(p14r, g14r),
@@ -147,4 +159,25 @@ class Pw3dAccumulator:
             out[name] = float(MM * vals.mean()) if vals.size else float("nan")
         out["num_persons"] = self.num_persons
         out["num_unmatched"] = self.num_unmatched
+        # Reported beside every metric: the means are over matched people only (module doc).
+        out["num_gt"] = self.num_persons + self.num_unmatched
+        out["miss_rate"] = self.num_unmatched / out["num_gt"] if out["num_gt"] else float("nan")
         return out
+
+
+def accel_tracks(tracks) -> np.ndarray:
+    """Per-difference acceleration errors (metres/frame^2) of ``tracks``: each a list of
+    ``(frame_index, pred14 [14 3], gt14 [14 3])`` of one GT person (module doc)."""
+    errs = []
+    for items in tracks:
+        if len(items) < 3:
+            continue
+        frames = np.array([f for f, _, _ in items])
+        t0, n = frames.min(), frames.max() - frames.min() + 1
+        pred, gt = np.zeros((n, 14, 3)), np.zeros((n, 14, 3))
+        valid = np.zeros(n, bool)
+        for f, p, g in items:
+            pred[f - t0], gt[f - t0], valid[f - t0] = p, g, True
+        e = np.asarray(metrics.accel_error(pred, gt, valid), np.float64)
+        errs.append(e[np.isfinite(e)])
+    return np.concatenate(errs) if errs else np.zeros(0)

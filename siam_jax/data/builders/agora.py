@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import io
 import logging
 import os
-import pickle
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from siam_jax.body import RestRoot
+from siam_jax.common import safe_pickle
 from siam_jax.data import conversions as cv
 from siam_jax.data import schema
 from siam_jax.data.builders.official import OfficialFormatBuilder
@@ -77,17 +76,6 @@ The neutral SMPL model goes in the body-model folder (builder argument `body_mod
 """
 
 
-class _CpuUnpickler(pickle.Unpickler):
-    """Loads pickled torch tensors (possibly saved on a GPU) onto the CPU."""
-
-    def find_class(self, module, name):
-        if module == "torch.storage" and name == "_load_from_bytes":
-            import torch
-
-            return lambda b: torch.load(io.BytesIO(b), map_location="cpu", weights_only=False)
-        return super().find_class(module, name)
-
-
 def _as_array(value) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
@@ -97,8 +85,8 @@ def _as_array(value) -> np.ndarray:
 def read_fit(path: str) -> dict[str, np.ndarray]:
     """An AGORA SMPL fit pickle -> ``betas (nb,)``, ``global_orient (3,)``, ``body_pose (23,3)``,
     ``transl (3,)`` (the fit's own frame). Raises naming the file and key on bad content."""
-    with open(path, "rb") as f:
-        raw = _CpuUnpickler(f, encoding="latin1").load()
+    # The allow-list loader; torch tensors inside are re-loaded with weights_only=True on the CPU.
+    raw = safe_pickle.load(path, "AGORA fit")
     if not isinstance(raw, dict):
         raise ValueError(f"AGORA fit {path} holds {type(raw).__name__}, expected dict")
     aliases = {
@@ -130,9 +118,13 @@ def read_dataframe(path: str):
     import pandas as pd
 
     try:
-        df = pd.read_pickle(path)
+        df = safe_pickle.load(path, "AGORA dataframe")
+    except safe_pickle.UnsafePickleError:
+        raise
     except Exception as err:
         raise ValueError(f"AGORA dataframe {path} is unreadable: {err}") from err
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"AGORA dataframe {path} holds {type(df).__name__}, not a DataFrame")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"AGORA dataframe {path} lacks columns {missing}")

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from siam_jax.data import conversions as cv
 from siam_jax.body import joint_sets
+from siam_jax.common import safe_pickle
+from siam_jax.data import conversions as cv
 from siam_jax.data import schema
 from siam_jax.data.builders.official import OfficialFormatBuilder
 
@@ -72,8 +72,9 @@ def split_filename(filename: str) -> tuple[str, int | None]:
 def read_annotations(path: str) -> list[dict]:
     """A CRMH annotation pickle, each entry checked (file, index and key named on errors)."""
     try:
-        with open(path, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
+        data = safe_pickle.load(path, "Panoptic annotation file")
+    except safe_pickle.UnsafePickleError:
+        raise
     except Exception as err:
         raise ValueError(f"Panoptic annotation file {path} is unreadable: {err}") from err
     if not isinstance(data, (list, tuple)):
@@ -94,6 +95,18 @@ def read_annotations(path: str) -> list[dict]:
                 f"{path}[{i}]: 'bboxes' has shape {np.shape(ann['bboxes'])} for {p} persons"
             )
     return list(data)
+
+
+def check_image_size(image: str, size: tuple[int, int], ann: dict) -> None:
+    """The stored image must be the annotation's ``width`` x ``height``: CRMH's 2D points are in
+    its resized (832 px) frame, so another image size would put every 2D joint elsewhere."""
+    want = (int(ann["width"]), int(ann["height"]))
+    if tuple(int(x) for x in size) != want:
+        raise ValueError(
+            f"CMU-Panoptic {image}: the image is {size[0]}x{size[1]} px but its annotation "
+            f"({ann['filename']}) says width x height = {want[0]}x{want[1]}; CRMH's kpts2d are "
+            "in the resized (832 px) frame: use the images CRMH's preprocessing wrote"
+        )
 
 
 def fit_sequence_intrinsics(anns: list[dict]) -> tuple[np.ndarray, float]:
@@ -168,11 +181,12 @@ class CmuPanoptic(OfficialFormatBuilder):
             for frame, ann in items:
                 image = os.path.join(manual, "images", str(ann["filename"]))
                 try:
-                    cv.check_image(image)
+                    size = cv.check_image(image)
                 except (FileNotFoundError, ValueError) as err:
                     log.warning("CMU-Panoptic %s: skipping: %s", seq, err)
                     skipped_images += 1
                     continue
+                check_image_size(image, size, ann)
                 yield (
                     f"{seq}/{frame:08d}",
                     {

@@ -19,12 +19,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from siam_jax.body import RestRoot
+from siam_jax.common import safe_pickle
 from siam_jax.data import conversions as cv
 from siam_jax.data import schema
 from siam_jax.data.builders.official import OfficialFormatBuilder
@@ -88,8 +88,9 @@ def occ_member(sequence: str) -> bool:
 def read_sequence(path: str) -> dict:
     """Loads a 3DPW sequence pickle (latin1, Python-2 era) and checks its keys and shapes."""
     try:
-        with open(path, "rb") as f:
-            seq = pickle.load(f, encoding="latin1")
+        seq = safe_pickle.load(path, "3DPW sequence file")
+    except safe_pickle.UnsafePickleError:
+        raise
     except Exception as err:
         raise ValueError(f"3DPW sequence file {path} is unreadable: {err}") from err
     if not isinstance(seq, dict):

@@ -8,6 +8,7 @@ matches them as its benchmark does and scores them with the protocol modules
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,16 +38,19 @@ def make_evaluator(
     protocol: str,
     export_dir: str | None = None,
     verts_index: np.ndarray | None = None,
+    agora_gt: Sequence | None = None,
 ) -> Evaluator:
     """The evaluator of ``dataset`` (``datasets.DATASETS``); ``protocol`` is 3DPW's, the AGORA
-    options (``export_dir``, ``verts_index``) AGORA's."""
+    options (``export_dir``, ``verts_index``, ``agora_gt``: the official GT DataFrames) AGORA's."""
     check_dataset(dataset)
     neutral = GtMeshes({"neutral": body_model})
     if dataset.startswith("pw3d"):
         gt = GtMeshes(body_models_for(config, protocol, dataset, body_model))
-        return Pw3dEval(body_model, gt, protocol)
+        return Pw3dEval(body_model, gt, protocol, video=int(config.model.clip_len) > 1)
     if dataset == "agora":
-        return AgoraEval(neutral, export_dir, verts_index)
+        if agora_gt is None:
+            raise ValueError("AGORA is scored on the official GT DataFrames: pass agora_gt")
+        return AgoraEval(agora_gt, export_dir, verts_index)
     if dataset == "cmu_panoptic":
         return PanopticEval(body_model)
     return SyntheticEval(neutral)
