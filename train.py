@@ -3,7 +3,8 @@
 Overrides: ``--config.batch_size=64 --config.optimizer.learning_rate=3e-4`` (the config is locked,
 so a misspelled key fails). Restarting with the same workdir resumes from its latest checkpoint.
 Multi-host: set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on each
-host. The trainer itself is ``siam_jax.training.loop.train_and_evaluate`` (docs/training.md).
+host. Before anything compiles, ``siam_jax.training.preflight`` checks every file the config
+needs and exits non-zero listing each missing one. The trainer itself is ``siam_jax.training.loop.train_and_evaluate`` (docs/training.md).
 """
 
 from absl import app, flags
@@ -19,6 +20,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from siam_jax.training import preflight
+
+    try:  # every missing file at once, before anything compiles or the workdir is written
+        preflight.check(_CONFIG.value)
+    except preflight.PreflightError as err:
+        raise SystemExit(f"error: {err}") from None
+
     from siam_jax.training import loop
 
     loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

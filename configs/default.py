@@ -11,6 +11,11 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
+    # Root of the real-data files of the poster recipe (configs/recipe.py); "" = not used.
+    config.data_root = ""
+    # The procedural body with a real dataset is refused (siam_jax.training.preflight) unless
+    # this says so: a smoke test of the real pipeline without the licensed SMPL files.
+    config.allow_procedural_body = False
 
     # ---------------------------------------------------------------- model
     config.model = m = ml_collections.ConfigDict()
@@ -113,6 +118,8 @@ def get_config() -> ml_collections.ConfigDict:
     w.vertices = 1.0
     w.decorrelation = 0.1
     w.betas_prior = 0.001
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 0  # eval.py's global batch (split over the devices); 0 = batch_size
     config.profile = ml_collections.ConfigDict()
     config.profile.steps = ()  # e.g. (10, 11, 12): traced into WORKDIR/profile
     config.quickstart = False  # build siam_synthetic if absent; report vs mean-pose baseline
