@@ -4,7 +4,8 @@ Overrides: ``--config.batch_size=64 --config.optimizer.learning_rate=3e-4`` (the
 so a misspelled key fails). Restarting with the same workdir resumes from its latest checkpoint.
 Multi-host: set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on each
 host. Before anything compiles, ``siam_jax.training.preflight`` checks every file the config
-needs and exits non-zero listing each missing one. The trainer itself is ``siam_jax.training.loop.train_and_evaluate`` (docs/training.md).
+needs and exits non-zero listing each missing one. The trainer itself is
+``siam_jax.training.loop.train_and_evaluate`` (docs/training.md).
 """
 
 from absl import app, flags
