@@ -29,7 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
     m.backbone.num_modules = (1, 1, 4, 3)  # modules in stages 1-4 (standard HRNet)
     m.backbone.num_blocks = 4  # residual blocks per branch
     m.backbone.stem_width = 64  # stem convs and stage-1 planes (64 in every timm HRNet)
-    m.backbone.pretrained = ""  # path to PyTorch (timm) HRNet weights, "" = none
+    m.backbone.pretrained = ""  # PyTorch HRNet weights (timm/HigherHRNet/mmpose), "" = none
+    # A HigherHRNet-style file (last module single-scale) may lack the last module's
+    # lower-resolution fuse rows, which then keep their init (siam_jax.models.convert).
+    m.backbone.pretrained_allow_single_scale = False
     m.neck = ml_collections.ConfigDict()
     # Dilated residual blocks on F (not in the poster; docs/choices.md "Quickstart model"):
     # body-wide context at the centre cell for backbones too shallow to carry it themselves.

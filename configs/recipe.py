@@ -81,6 +81,9 @@ def apply(config: ml_collections.ConfigDict, width: int) -> ml_collections.Confi
     bm.h36m_regressor_path = root + "/body_models/J_regressor_h36m.npy"
     config.model.regressor.mean_params_path = root + "/body_models/smpl_mean_params.npz"
     config.model.backbone.pretrained = root + f"/pretrained/{PRETRAINED[width]}"
+    # HigherHRNet's last module fuses into 1/4 only: its 1/8-1/32 fuse rows start from init
+    # (65 of HRNet-W32's 1525 tensors; docs/choices.md). A timm file fills them all anyway.
+    config.model.backbone.pretrained_allow_single_scale = True
 
     d = config.data
     d.data_dir = root + "/tensorflow_datasets"
