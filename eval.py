@@ -4,8 +4,9 @@ NAME: pw3d | pw3d_occ | agora | cmu_panoptic | siam_synthetic. Options: ``--spli
 ``--checkpoint STEP`` (default: the latest), ``--protocol romp_vibe|spin`` (3DPW),
 ``--export_agora DIR`` (official per-person prediction pickles), ``--max_examples N``,
 ``--body_verts_index FILE`` (AGORA's utils/body_verts_smpl.npy). Writes
-``DIR/eval/<dataset>_<split>.json``; the logic is ``siam_jax.evaluation.runner``
-(docs/evaluation.md).
+``DIR/eval/<dataset>_<split>.json``. The batches (``config.eval.batch_size``, global; 0 = the
+training batch) are split over every device (``siam_jax.evaluation.sharding``). The logic is
+``siam_jax.evaluation.runner`` (docs/evaluation.md).
 """
 
 from absl import app, flags
@@ -30,10 +31,18 @@ flags.mark_flags_as_required(["config", "workdir", "dataset"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from siam_jax.evaluation import runner
+    from siam_jax.evaluation import datasets, runner, sharding
+    from siam_jax.training import preflight
 
+    # The body model, the regressor and the split, checked before anything compiles.
+    try:
+        preflight.check_evaluation(
+            _CONFIG.value, *datasets.dataset_spec(_CONFIG.value, _DATASET.value, _SPLIT.value)
+        )
+    except preflight.PreflightError as err:
+        raise SystemExit(f"error: {err}") from None
     runner.evaluate(
-        _CONFIG.value,
+        sharding.with_eval_batch(_CONFIG.value),  # batch_size = config.eval.batch_size
         _WORKDIR.value,
         _DATASET.value,
         split=_SPLIT.value,
@@ -42,6 +51,7 @@ def main(argv):
         export_agora=_EXPORT.value,
         max_examples=_MAX.value,
         body_verts_index=_VERTS.value,
+        make_forward_fn=sharding.make_sharded_forward,
     )
 
 

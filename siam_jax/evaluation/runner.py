@@ -114,9 +114,12 @@ def evaluate(
     body_verts_index: str = "",
     model=None,
     progress: bool = True,
+    make_forward_fn=make_forward,
 ) -> dict[str, Any]:
     """Evaluates the checkpoint of ``workdir`` on ``dataset``; returns and writes the result
-    (``WORKDIR/eval/<dataset>_<split>.json``). ``model`` (already restored) skips the restore."""
+    (``WORKDIR/eval/<dataset>_<split>.json``). ``model`` (already restored) skips the restore;
+    ``make_forward_fn(model)`` gives the jitted inference (eval.py: the data-parallel one of
+    ``sharding``)."""
     from tqdm import tqdm
 
     _check_args(dataset, protocol, export_agora)
@@ -133,7 +136,7 @@ def evaluate(
     with tqdm(
         total=len(data.clips), desc=f"eval {dataset}/{data.split}", disable=not progress
     ) as bar:
-        for frame, pred in predicted_frames(config, data, make_forward(model), bar):
+        for frame, pred in predicted_frames(config, data, make_forward_fn(model), bar):
             evaluator.add(frame, pred)
             num_images += 1
     report = report_lib.make_report(

@@ -104,7 +104,8 @@ def missing_datasets(config, specs: Iterable[tuple[str, str]], role: str) -> lis
         if spec.partition(":")[0] == SYNTHETIC and config.get("quickstart", False):
             continue  # the quickstart builds it on first use
         folder, name, cfg = _tfds_dir(config.data.data_dir, spec)
-        if split.partition("[")[0] not in _prepared_splits(folder):
+        wanted = {part.partition("[")[0].strip() for part in split.split("+")}  # TFDS split expr
+        if not wanted <= _prepared_splits(folder):
             out.append(
                 Missing(
                     f"{role} dataset {spec} split {split!r} (not prepared)",
