@@ -11,7 +11,9 @@ Options: ``--split``, ``--checkpoint STEP`` (default: the latest), ``--protocol 
 (AGORA's utils/body_verts_smpl.npy), ``--kid_template_path`` (SMIL kid template),
 ``--export_agora DIR``, ``--max_examples N``, ``--allow_procedural_body`` (smoke tests only),
 ``--allow_occ_train_overlap``. Writes ``<workdir or predictions>/eval/<dataset>_<split>.json``;
-the logic is ``siam_jax.evaluation.runner`` (docs/evaluation.md).
+the batches (``config.eval.batch_size``, global; 0 = the training batch) are split over every
+device (``siam_jax.evaluation.sharding``). The logic is ``siam_jax.evaluation.runner``
+(docs/evaluation.md).
 """
 
 from absl import app, flags
@@ -49,8 +51,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _WORKDIR.value and not _PREDICTIONS.value:
         raise app.UsageError("give --workdir (a checkpoint) or --predictions (prediction files)")
-    from siam_jax.evaluation import runner
+    from siam_jax.evaluation import datasets, runner, sharding
+    from siam_jax.training import preflight
 
+    # The body model, the regressor and the split, checked before anything compiles.
+    try:
+        preflight.check_evaluation(
+            _CONFIG.value, *datasets.dataset_spec(_CONFIG.value, _DATASET.value, _SPLIT.value)
+        )
+    except preflight.PreflightError as err:
+        raise SystemExit(f"error: {err}") from None
     opts = runner.EvalOptions(
         split=_SPLIT.value,
         checkpoint=_CHECKPOINT.value,
@@ -64,7 +74,13 @@ def main(argv):
         allow_procedural_body=_ALLOW_PROCEDURAL.value,
         allow_occ_train_overlap=_ALLOW_OCC.value,
     )
-    runner.evaluate(_CONFIG.value, _WORKDIR.value, _DATASET.value, opts)
+    runner.evaluate(
+        sharding.with_eval_batch(_CONFIG.value),  # batch_size = config.eval.batch_size
+        _WORKDIR.value,
+        _DATASET.value,
+        opts,
+        make_forward_fn=sharding.make_sharded_forward,
+    )
 
 
 if __name__ == "__main__":

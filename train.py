@@ -5,7 +5,9 @@ so a misspelled key fails). Restarting with the same workdir resumes from its la
 Multi-host: launched by SLURM (``srun``), Open MPI (``mpirun``) or on a cloud TPU pod slice, the
 processes find each other on their own; elsewhere set ``JAX_COORDINATOR_ADDRESS``,
 ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on each host (``siam_jax.training.distributed``).
-One workdir takes one run at a time (``WORKDIR/train.lock``). The trainer itself is
+One workdir takes one run at a time (``WORKDIR/train.lock``). Before anything compiles,
+``siam_jax.training.preflight`` checks every file the config needs and exits non-zero listing
+each missing one. The trainer itself is
 ``siam_jax.training.loop.train_and_evaluate`` (docs/training.md).
 """
 
@@ -22,6 +24,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from siam_jax.training import preflight
+
+    try:  # every missing file at once, before anything compiles or the workdir is written
+        preflight.check(_CONFIG.value)
+    except preflight.PreflightError as err:
+        raise SystemExit(f"error: {err}") from None
+
     from siam_jax.training import loop
 
     loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -11,6 +11,11 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
+    # Root of the real-data files of the poster recipe (configs/recipe.py); "" = not used.
+    config.data_root = ""
+    # The procedural body with a real dataset is refused (siam_jax.training.preflight) unless
+    # this says so: a smoke test of the real pipeline without the licensed SMPL files.
+    config.allow_procedural_body = False
 
     # ---------------------------------------------------------------- model
     config.model = m = ml_collections.ConfigDict()
@@ -24,7 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
     m.backbone.num_modules = (1, 1, 4, 3)  # modules in stages 1-4 (standard HRNet)
     m.backbone.num_blocks = 4  # residual blocks per branch
     m.backbone.stem_width = 64  # stem convs and stage-1 planes (64 in every timm HRNet)
-    m.backbone.pretrained = ""  # path to PyTorch (timm) HRNet weights, "" = none
+    m.backbone.pretrained = ""  # PyTorch HRNet weights (timm/HigherHRNet/mmpose), "" = none
+    # A HigherHRNet-style file (last module single-scale) may lack the last module's
+    # lower-resolution fuse rows, which then keep their init (siam_jax.models.convert).
+    m.backbone.pretrained_allow_single_scale = False
     m.backbone.remat = False  # nnx.remat per HRNet block/module: less memory, ~1 more forward
     m.neck = ml_collections.ConfigDict()
     # Dilated residual blocks on F (not in the poster; docs/choices.md "Quickstart model"):
@@ -123,6 +131,8 @@ def get_config() -> ml_collections.ConfigDict:
     w.vertices = 1.0
     w.decorrelation = 0.1
     w.betas_prior = 0.001
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 0  # eval.py's global batch (split over the devices); 0 = batch_size
     config.profile = ml_collections.ConfigDict()
     config.profile.steps = ()  # e.g. (10, 11, 12): traced into WORKDIR/profile
     config.quickstart = False  # build siam_synthetic if absent; report vs mean-pose baseline

@@ -19,8 +19,9 @@ The full model also aims at CMU-Panoptic MPJPE avg 82.7 mm (Table 2);
 AGORA F1 0.95, MPJPE 55.5, MVE 64.3, NMJE 58.4, NMVE 72.9 (Table 3).
 """
 
-from configs import default
+from configs import default, recipe
 
 
 def get_config(ablation: str = "full"):
-    return default.poster_config(width=32, clip_len=1, ablation=ablation)
+    config = default.poster_config(width=32, clip_len=1, ablation=ablation)
+    return recipe.apply(config, width=32)

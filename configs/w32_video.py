@@ -21,7 +21,7 @@ The full model also aims at CMU-Panoptic MPJPE avg 82.7 mm (Table 2);
 AGORA F1 0.95, MPJPE 55.5, MVE 64.3, NMJE 58.4, NMVE 72.9 (Table 3).
 """
 
-from configs import default
+from configs import default, recipe
 
 
 def get_config(ablation: str = "full"):
@@ -29,4 +29,4 @@ def get_config(ablation: str = "full"):
     # The video Base and Base+FD rows carry time through a path of their own, not SIA
     # (docs/choices.md "Temporal path without SIA"); with SIA on, SIA attends over the clip.
     config.model.temporal.enabled = not config.model.sia.enabled
-    return config
+    return recipe.apply(config, width=32)

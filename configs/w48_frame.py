@@ -19,8 +19,9 @@ The full model also aims at CMU-Panoptic MPJPE avg 80.6 mm (Table 2);
 AGORA F1 0.94, MPJPE 53.2, MVE 61.4, NMJE 56.0, NMVE 69.9 (Table 3).
 """
 
-from configs import default
+from configs import default, recipe
 
 
 def get_config(ablation: str = "full"):
-    return default.poster_config(width=48, clip_len=1, ablation=ablation)
+    config = default.poster_config(width=48, clip_len=1, ablation=ablation)
+    return recipe.apply(config, width=48)

@@ -48,7 +48,7 @@ def test_stem_width_scales_stem_and_stage1_only():
     assert [o.shape[-1] for o in out] == [4, 8, 16, 32]
     # timm-layout weights (stem 64) do not fit it, and the loader names the key at fault.
     _, sd = _tiny_sd()
-    with pytest.raises(ValueError, match=r"'bn1\.bias': shape \(64,\).*\(16,\)"):
+    with pytest.raises(ValueError, match=r"bn1\.bias: file \(64,\), model \(16,\)"):
         load_torch_hrnet(m, sd)
 
 
@@ -235,7 +235,7 @@ def test_loader_round_trip_missing_unexpected_ignored(tmp_path):
     sd["stage9.extra.weight"] = np.zeros(3, np.float32)
     del sd["conv2.weight"]
     m = hrnet_tiny(nnx.Rngs(0))
-    rep = load_torch_hrnet(m, sd)
+    rep = load_torch_hrnet(m, sd, strict=False)
     assert rep.missing == ["conv2.weight"]
     assert rep.unexpected == ["stage9.extra.weight"]
     assert set(rep.ignored) == {

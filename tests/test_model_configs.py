@@ -1,11 +1,14 @@
-"""The four poster configs (W32/W48 x frame/video) at 512x512: abstract init and forward shapes."""
+"""The four poster configs (W32/W48 x frame/video): the recipe they train (configs/recipe.py),
+abstract init and forward shapes at 512x512."""
+
+import os
 
 import jax
 import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from configs import w32_frame, w32_video, w48_frame, w48_video
+from configs import quickstart, recipe, tiny, w32_frame, w32_video, w48_frame, w48_video
 from siam_jax.models import OUTPUT_KEYS, build_model
 
 CONFIGS = {
@@ -34,6 +37,9 @@ def _abstract_forward(cfg, batch=1):
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_poster_config_shapes_at_512(name):
     cfg = CONFIGS[name].get_config().model
+    # Shapes only: the embedded body and rest-pose mean (the real files are not in CI).
+    cfg.body_model.path = cfg.body_model.h36m_regressor_path = ""
+    cfg.regressor.mean_params_path = ""
     assert cfg.input_size == 512
     assert cfg.clip_len == (8 if name.endswith("video") else 1)
     assert cfg.backbone.width == int(name[1:3])
@@ -93,6 +99,8 @@ PARAM_COUNTS = {
 @pytest.mark.parametrize("name,row", sorted(PARAM_COUNTS))
 def test_parameter_counts_and_the_temporal_path_of_the_video_base_rows(name, row):
     cfg = CONFIGS[name].get_config(row).model
+    cfg.body_model.path = cfg.body_model.h36m_regressor_path = ""  # shapes: the embedded body
+    cfg.regressor.mean_params_path = ""
     assert cfg.temporal.enabled == (name.endswith("video") and row in ("base", "fd"))
     model = nnx.eval_shape(lambda: build_model(cfg, rngs=nnx.Rngs(0)))
     count = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -102,3 +110,45 @@ def test_parameter_counts_and_the_temporal_path_of_the_video_base_rows(name, row
         assert temporal == TEMPORAL_PARAMS == 789_760
     else:
         assert model.temporal is None
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("ablation", ["base", "sia", "fd", "full"])
+def test_poster_configs_carry_the_recipe_under_the_data_root(name, ablation, monkeypatch):
+    monkeypatch.setenv("SIAM_DATA_ROOT", "/datasets/siam")
+    c = CONFIGS[name].get_config(ablation)
+    width = int(name[1:3])
+    want = {
+        c.model.body_model.path: "body_models/smpl/SMPL_NEUTRAL.pkl",
+        c.model.body_model.h36m_regressor_path: "body_models/J_regressor_h36m.npy",
+        c.model.regressor.mean_params_path: "body_models/smpl_mean_params.npz",
+        c.model.backbone.pretrained: f"pretrained/pose_higher_hrnet_w{width}_"
+        + ("512.pth" if width == 32 else "640.pth"),
+        c.data.data_dir: "tensorflow_datasets",
+    }
+    for got, rel in want.items():
+        assert got == os.path.join("/datasets/siam", rel)
+    c.lock()
+    c.data_root = "/elsewhere"  # what --config.data_root=... does: every path follows
+    assert c.model.body_model.path == "/elsewhere/body_models/smpl/SMPL_NEUTRAL.pkl"
+    assert c.data.data_dir == "/elsewhere/tensorflow_datasets"
+    # TRAINING_DATA.md's ROMP/BEV datasets, as a probability-weighted list summing to 1.
+    names = [e["name"].partition(":")[0] for e in c.data.mixture]
+    assert names == [
+        "agora", "pw3d", "h36m", "muco", "coco_keypoints", "mpi_inf_3dhp", "crowdpose", "mpii"
+    ]  # fmt: skip
+    assert abs(sum(e["weight"] for e in c.data.mixture) - 1.0) < 1e-9
+    assert all(0 < e["weight"] <= 0.2 for e in c.data.mixture)  # ROMP README: each <= 0.2
+    assert c.data.train == [(f"{e['name']}/{e['split']}", e["weight"]) for e in c.data.mixture]
+    assert (c.data.eval_dataset, c.data.eval_split) == ("pw3d:full", "validation")
+    assert c.model.input_size == 512
+    images = c.batch_size * c.model.clip_len
+    assert images == 64 and c.total_steps == recipe.SCHEDULE["total_steps"]
+    assert c.eval.batch_size > 0 and c.batch_size % recipe.RECIPE_DEVICES == 0
+
+
+def test_quickstart_and_tiny_keep_the_embedded_default():
+    for c in (quickstart.get_config(), tiny.get_config(), tiny.get_config("video")):
+        assert c.model.body_model.path == "" and c.model.regressor.mean_params_path == ""
+        assert c.model.backbone.pretrained == "" and c.data_root == ""
+        assert [s.partition(":")[0] for s, _ in c.data.train] == ["siam_synthetic"]

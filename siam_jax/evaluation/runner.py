@@ -149,10 +149,12 @@ def _checkpoint_meta(workdir: str, step: int | None) -> dict:
         return ckpt.read_meta(step)
 
 
-def _frames_and_predictions(config, dataset, data: EvalSplit, opts, model, body_model, bar):
+def _frames_and_predictions(
+    config, dataset, data: EvalSplit, opts, model, body_model, bar, make_forward_fn=make_forward
+):
     """``(frame, prediction)`` pairs of the network or of the ``--predictions`` files."""
     if opts.predictions is None:
-        yield from predicted_frames(config, data, make_forward(model), bar)
+        yield from predicted_frames(config, data, make_forward_fn(model), bar)
         return
     files = prediction_files.PredictionFiles(opts.predictions)
     input_size = int(config.model.input_size)
@@ -218,11 +220,14 @@ def evaluate(
     *,
     model=None,
     progress: bool = True,
+    make_forward_fn=make_forward,
     **kwargs,
 ) -> dict[str, Any]:
     """Evaluates the checkpoint of ``workdir`` (or the ``opts.predictions`` files) on ``dataset``;
     returns and writes the result (``<workdir or predictions>/eval/<dataset>_<split>.json``).
-    ``model`` (already restored) skips the restore; ``kwargs`` are ``EvalOptions`` fields."""
+    ``model`` (already restored) skips the restore; ``make_forward_fn(model)`` gives the jitted
+    inference (eval.py: the data-parallel one of ``sharding``); ``kwargs`` are ``EvalOptions``
+    fields."""
     from tqdm import tqdm
 
     opts = dataclasses.replace(opts or EvalOptions(), **kwargs)
@@ -241,7 +246,9 @@ def evaluate(
         num_images = 0
         with tqdm(total=len(data.clips), desc=f"eval {dataset}/{data.split}",
                   disable=not progress) as bar:  # fmt: skip
-            pairs = _frames_and_predictions(config, dataset, data, opts, model, body_model, bar)
+            pairs = _frames_and_predictions(
+                config, dataset, data, opts, model, body_model, bar, make_forward_fn
+            )
             for frame, pred in pairs:
                 evaluator.add(frame, pred)
                 num_images += 1

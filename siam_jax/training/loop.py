@@ -100,13 +100,16 @@ def default_eval_iterator(config, process_index: int, process_count: int):
 
 def load_pretrained_backbone(config, build_model):
     """``(params, rest)`` of a freshly built model with the PyTorch (timm) HRNet weights copied
-    into its backbone (``siam_jax.models.convert.load_torch_hrnet``; names the key on a shape
-    mismatch)."""
+    into its backbone (``siam_jax.models.convert.load_torch_hrnet``: every tensor filled, or an
+    error naming the missing, unexpected and mis-shaped keys)."""
     from siam_jax.models import convert
 
     model = build_model(config, nnx.Rngs(int(config.seed)))
-    report = convert.load_torch_hrnet(model.backbone, config.model.backbone.pretrained)
-    logging.info("pretrained backbone: %s", report)
+    bb = config.model.backbone
+    report = convert.load_torch_hrnet(  # strict: fills every tensor or raises naming the keys
+        model.backbone, bb.pretrained, allow_single_scale=bool(bb.pretrained_allow_single_scale)
+    )
+    logging.info("pretrained backbone %s: %s", bb.pretrained, report.summary())
     _, params, rest = state_lib.split_model(model)
     return params, rest
 
