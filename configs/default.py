@@ -72,6 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
     d.synthetic.clip_len = 8
     d.synthetic.seed = 0
     d.synthetic.depth_range = (2.0, 10.0)  # pelvis depth in metres
+    d.synthetic.empty_fraction = 0.1  # share of person-free sequences (background negatives)
     # Real-dataset builders (agora, pw3d, cmu_panoptic; docs/datasets.md): folder holding
     # SMPL_NEUTRAL / SMPL_MALE / SMPL_FEMALE .npz|.pkl; "" = <manual_dir>/body_models.
     d.real = ml_collections.ConfigDict()

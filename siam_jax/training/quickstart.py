@@ -56,6 +56,7 @@ def _synthetic_params(config) -> dict:
         clip_len=int(s.clip_len),
         seed=int(s.seed),
         depth_range=[float(x) for x in s.depth_range],
+        empty_fraction=float(s.empty_fraction),
     )
 
 
