@@ -31,7 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
     m.neck.context_blocks = 0
     m.neck.context_dilation = 2
     m.center = ml_collections.ConfigDict()
-    m.center.threshold = 0.25  # score threshold for `valid` at inference
+    # Score threshold for `valid` at inference. None: the one chosen on validation and stored
+    # with the checkpoint (META_CENTER_THRESHOLD), else the model's 0.25; a value overrides both.
+    m.center.threshold = ml_collections.config_dict.placeholder(float)
     m.center.hidden = 128
     m.sia = ml_collections.ConfigDict()
     m.sia.enabled = True

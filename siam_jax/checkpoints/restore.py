@@ -2,7 +2,9 @@
 
 Reads only the checkpoint's ``model`` item (``manager``): the abstract target is the model's own
 ``nnx.split(model, nnx.Param, ...)`` traced with ``jax.eval_shape`` (nothing allocated), so no
-optimizer and nothing of ``siam_jax.training`` is needed.
+optimizer and nothing of ``siam_jax.training`` is needed. The centre-score threshold is the one
+chosen on validation and stored in the checkpoint's ``meta`` (``META_CENTER_THRESHOLD``) unless
+the config sets ``model.center.threshold`` (``center_threshold``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import jax
 from flax import nnx
 
 from siam_jax import models
-from siam_jax.checkpoints.manager import Checkpointer, ModelState
+from siam_jax.checkpoints.manager import META_CENTER_THRESHOLD, Checkpointer, ModelState
 
 
 def checkpoint_dir(path: str) -> str:
@@ -54,6 +56,17 @@ def abstract_model(config, body_model) -> tuple[nnx.GraphDef, ModelState]:
     return graph["def"], abstract
 
 
+def center_threshold(config, meta: dict) -> float | None:
+    """The detection threshold a restored model applies: ``config.model.center.threshold`` when
+    set (the user's ``--config.model.center.threshold``), else the checkpoint's
+    ``META_CENTER_THRESHOLD``; None when neither is set (the model keeps its built-in default)."""
+    configured = config.model.center.get("threshold")
+    if configured is not None:
+        return float(configured)
+    stored = meta.get(META_CENTER_THRESHOLD)
+    return None if stored is None else float(stored)
+
+
 def restore_model(config, path: str, step: int | None = None, body_model=None):
     """``(model in eval mode, step)`` from the checkpoints that training wrote in ``path`` (a
     workdir or its ``checkpoints/`` folder), at ``step`` or the latest.
@@ -61,16 +74,20 @@ def restore_model(config, path: str, step: int | None = None, body_model=None):
     Errors name the folder (and the steps it has); a checkpoint of another architecture fails on
     the first mismatched key (``check_compatible``). ``body_model`` (default: the config's) gives
     the shapes; its arrays are the checkpoint's (the model keeps its body as a constant variable).
+    The model's centre threshold is ``center_threshold`` of the config and the checkpoint.
     """
     directory = checkpoint_dir(path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no checkpoint directory (train into it first)")
     with Checkpointer(directory, async_save=False, create=False) as ckpt:
         step = _pick_step(directory, ckpt.all_steps(), step)
+        threshold = center_threshold(config, ckpt.read_meta(step))
         if body_model is None:
             body_model = models.load_body_model(config.model)
         graphdef, abstract = abstract_model(config, body_model)
         restored = ckpt.restore_model(step, abstract)
     model = nnx.merge(graphdef, restored.params, restored.rest)
     model.eval()
+    if threshold is not None:
+        model.threshold = threshold  # static (graph definition): jitted forwards see it
     return model, step
