@@ -30,6 +30,9 @@ flags.mark_flags_as_required(["config", "workdir", "dataset"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from siam_jax.common import logging_setup
+
+    logging_setup.quiet_library_logs()  # library INFO off unless --verbosity / --logtostderr
     from siam_jax.evaluation import runner
 
     runner.evaluate(
