@@ -69,6 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
     d.synthetic = ml_collections.ConfigDict()
     d.synthetic.num_train = 2000
     d.synthetic.num_validation = 200
+    d.synthetic.num_test = ml_collections.config_dict.placeholder(int)  # None: num_validation
     d.synthetic.image_size = 512
     d.synthetic.max_people = 5
     d.synthetic.clip_len = 8

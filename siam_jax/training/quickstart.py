@@ -65,6 +65,7 @@ def _synthetic_params(config) -> dict:
         seed=int(s.seed),
         depth_range=[float(x) for x in s.depth_range],
         empty_fraction=float(s.empty_fraction),
+        num_test=int(s.num_validation if s.get("num_test") is None else s.num_test),
     )
 
 

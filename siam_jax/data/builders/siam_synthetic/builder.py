@@ -2,8 +2,9 @@
 
 Sequences of `clip_len` frames written in order (`sequence_id`, `frame_index`); frame-setting
 training uses the same examples as single frames. Split seeds: train 0, validation 1, test 2;
-test has `num_validation` examples. A share `empty_fraction` of the sequences shows nobody
-(background only; no persons, `all_persons_annotated` true): the negatives a centre head needs.
+test has `num_test` examples (None: `num_validation`; 0 leaves the split out). A share
+`empty_fraction` of the sequences shows nobody (background only; no persons,
+`all_persons_annotated` true): the negatives a centre head needs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class SiamSyntheticConfig(tfds.core.BuilderConfig):
     seed: int = 0
     depth_range: tuple[float, float] = (2.0, 10.0)  # pelvis depth, metres (SceneConfig)
     empty_fraction: float = 0.0  # share of person-free sequences (SceneConfig)
+    num_test: int | None = None  # None: num_validation
 
 
 class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
@@ -64,7 +66,8 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         c = self.builder_config
-        sizes = {"train": c.num_train, "validation": c.num_validation, "test": c.num_validation}
+        num_test = c.num_validation if c.num_test is None else c.num_test
+        sizes = {"train": c.num_train, "validation": c.num_validation, "test": num_test}
         # TFDS refuses empty splits, so a size of 0 leaves that split out.
         return {k: self._generate_examples(k, n) for k, n in sizes.items() if n > 0}
 
