@@ -51,6 +51,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _WORKDIR.value and not _PREDICTIONS.value:
         raise app.UsageError("give --workdir (a checkpoint) or --predictions (prediction files)")
+    from siam_jax.common import logging_setup
+
+    logging_setup.quiet_library_logs()  # library INFO off unless --verbosity / --logtostderr
     from siam_jax.evaluation import datasets, runner, sharding
     from siam_jax.training import preflight
 

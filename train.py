@@ -24,6 +24,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from siam_jax.common import logging_setup
+
+    logging_setup.quiet_library_logs()  # library INFO off unless --verbosity / --logtostderr
     from siam_jax.training import preflight
 
     try:  # every missing file at once, before anything compiles or the workdir is written

@@ -40,7 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
     m.neck.context_blocks = 0
     m.neck.context_dilation = 2
     m.center = ml_collections.ConfigDict()
-    m.center.threshold = 0.25  # score threshold for `valid` at inference
+    # Score threshold for `valid` at inference. None: the one chosen on validation and stored
+    # with the checkpoint (META_CENTER_THRESHOLD), else the model's 0.25; a value overrides both.
+    m.center.threshold = ml_collections.config_dict.placeholder(float)
     m.center.hidden = 128
     m.sia = ml_collections.ConfigDict()
     m.sia.enabled = True
@@ -82,11 +84,13 @@ def get_config() -> ml_collections.ConfigDict:
     d.synthetic = ml_collections.ConfigDict()
     d.synthetic.num_train = 2000
     d.synthetic.num_validation = 200
+    d.synthetic.num_test = ml_collections.config_dict.placeholder(int)  # None: num_validation
     d.synthetic.image_size = 512
     d.synthetic.max_people = 5
     d.synthetic.clip_len = 8
     d.synthetic.seed = 0
     d.synthetic.depth_range = (2.0, 10.0)  # pelvis depth in metres
+    d.synthetic.empty_fraction = 0.1  # share of person-free sequences (background negatives)
     # Real-dataset builders (agora, pw3d, cmu_panoptic; docs/datasets.md): folder holding
     # SMPL_NEUTRAL / SMPL_MALE / SMPL_FEMALE .npz|.pkl; "" = <manual_dir>/body_models.
     d.real = ml_collections.ConfigDict()

@@ -108,3 +108,51 @@ def test_facing_direction_is_visible(monkeypatch):
     back_frac, n_back = panel_fraction(np.pi)
     assert n_front > 30 and n_back > 30
     assert front_frac > 0.5 and back_frac < 0.05, (front_frac, back_frac)
+
+
+def test_person_free_frames_are_written_empty_with_consistent_flags(tmp_path):
+    """A share of the sequences shows only the background: the builder writes those frames with
+    no person at all, every frame flag consistent (all persons annotated: nobody), and the
+    pipeline's targets for them are all negative (no valid slot, a zero centre heatmap)."""
+    import tensorflow_datasets as tfds
+
+    from siam_jax.data import augment, schema, targets
+    from siam_jax.data.builders.siam_synthetic.builder import SiamSynthetic, SiamSyntheticConfig
+    from siam_jax.data.synthetic import scene
+
+    cfg = SiamSyntheticConfig(name="empty_test", num_train=0, num_validation=12, image_size=48,
+                              max_people=3, clip_len=1, empty_fraction=0.5)  # fmt: skip
+    b = SiamSynthetic(config=cfg, data_dir=str(tmp_path), file_format="array_record")
+    b.download_and_prepare()
+    src = tfds.data_source("siam_synthetic/empty_test", split="validation", data_dir=str(tmp_path))
+    # TFDS stores the examples shuffled; the name says which sequence each one is.
+    seq_of = [int(bytes(src[i]["image_name"]).decode().split("_")[1]) for i in range(len(src))]
+    assert sorted(seq_of) == list(range(12))
+    empty = [i for i in range(len(src)) if scene.is_empty(b._scene(), 1, seq_of[i])]
+    assert 0 < len(empty) < len(src)  # both kinds present (12 draws at 0.5)
+    for i in range(len(src)):
+        ex = src[i]
+        n = len(ex["persons"]["betas"])
+        if i not in empty:
+            assert n >= 1 and np.asarray(ex["persons"]["valid"]).all()
+            continue
+        assert n == 0, f"example {i}"
+        for name in schema.STORED_PERSON_FIELDS:
+            assert np.asarray(ex["persons"][name]).size == 0, name
+        assert bool(ex["all_persons_annotated"]) and ex["ignore_boxes"].shape == (0, 4)
+        # The image is the sequence's background (gradient, noise or stripes), nothing on it.
+        bg = scene.frame_params(b._scene(), 1, seq_of[i])["background"]
+        assert np.abs(ex["image"].astype(np.float64) - 255 * bg).max() <= 1.0
+        assert ex["image"].std() > 0
+        persons = augment.persons_from_record(ex["persons"], f"example {i}")
+        t = targets.build_targets(persons, np.asarray(ex["intrinsics"]), 64, 3, 1.0)
+        assert not t["person_valid"].any()
+        for flag in ("valid", "has_smpl", "has_3d", "has_2d", "has_pose", "has_betas"):
+            assert not np.asarray(t[flag]).any(), flag
+        assert (t["center_heatmap"] == 0).all()
+    # Emptiness does not change what the other sequences draw: the same scene as without it.
+    full = SceneConfig(image_size=48, max_people=3, clip_len=1)
+    kept = next(i for i in range(len(src)) if i not in empty)
+    assert (src[kept]["image"] == generate_example(seq_of[kept], 1, full)["image"]).all()
+    with np.testing.assert_raises(ValueError):
+        scene.is_empty(SceneConfig(empty_fraction=1.0), 0, 0)

@@ -5,6 +5,9 @@ Reads only the checkpoint's ``model`` item (``manager``): the abstract target is
 allocated), so no optimizer and nothing of ``siam_jax.training`` is needed. The body model is
 configuration, not a checkpointed variable (issue 15): its arrays come from the config, and a
 checkpoint trained with another body model (``META_BODY_MODEL`` digest) is refused.
+The centre-score threshold is the one chosen on validation and stored in the
+checkpoint's ``meta`` (``META_CENTER_THRESHOLD``) unless the config sets
+``model.center.threshold`` (``center_threshold``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from flax import nnx
 
 from siam_jax import body as body_lib
 from siam_jax import models
-from siam_jax.checkpoints.manager import META_BODY_MODEL, Checkpointer, ModelState, check_body_model
+from siam_jax.checkpoints.manager import (
+    META_BODY_MODEL,
+    META_CENTER_THRESHOLD,
+    Checkpointer,
+    ModelState,
+    check_body_model,
+)
 from siam_jax.models.siam import BodyConstant
 
 
@@ -77,6 +86,17 @@ def abstract_model(config, body_model) -> tuple[nnx.GraphDef, ModelState, object
     return graph["def"], abstract, body
 
 
+def center_threshold(config, meta: dict) -> float | None:
+    """The detection threshold a restored model applies: ``config.model.center.threshold`` when
+    set (the user's ``--config.model.center.threshold``), else the checkpoint's
+    ``META_CENTER_THRESHOLD``; None when neither is set (the model keeps its built-in default)."""
+    configured = config.model.center.get("threshold")
+    if configured is not None:
+        return float(configured)
+    stored = meta.get(META_CENTER_THRESHOLD)
+    return None if stored is None else float(stored)
+
+
 def restore_model(config, path: str, step: int | None = None, body_model=None):
     """``(model in eval mode, step)`` from the checkpoints that training wrote in ``path`` (a
     workdir or its ``checkpoints/`` folder), at ``step`` or the latest.
@@ -84,6 +104,7 @@ def restore_model(config, path: str, step: int | None = None, body_model=None):
     Errors name the folder (and the steps it has); a checkpoint of another architecture fails on
     the first mismatched key (``check_compatible``), one trained with another body model names
     both digests. ``body_model`` (default: the config's) is the body the model poses meshes with.
+    The model's centre threshold is ``center_threshold`` of the config and the checkpoint.
     """
     directory = checkpoint_dir(path)
     if not os.path.isdir(directory):
@@ -93,11 +114,15 @@ def restore_model(config, path: str, step: int | None = None, body_model=None):
     expected = body_lib.describe_body_model(config.model.body_model, body_model)
     with Checkpointer(directory, async_save=False, create=False) as ckpt:
         step = _pick_step(directory, ckpt.all_steps(), step)
-        check_body_model(ckpt.read_meta(step), expected, os.path.join(directory, str(step)))
+        meta = ckpt.read_meta(step)
+        threshold = center_threshold(config, meta)
+        check_body_model(meta, expected, os.path.join(directory, str(step)))
         graphdef, abstract, body = abstract_model(config, body_model)
         restored = ckpt.restore_model(step, abstract)
     model = nnx.merge(graphdef, restored.params, body, restored.rest)
     model.eval()
+    if threshold is not None:
+        model.threshold = threshold  # static (graph definition): jitted forwards see it
     return model, step
 
 

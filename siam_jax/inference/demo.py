@@ -111,7 +111,7 @@ def run_demo(
                     "%s: no person detected (best centre score %.3f < threshold %.3f)",
                     frame.name,
                     pred.max_score,
-                    float(config.model.center.threshold),
+                    float(model.threshold),
                 )
             media.write_npz(
                 out_dir / "params" / f"{frame.name}.npz",

@@ -34,6 +34,9 @@ from siam_jax.models.temporal import TemporalMixer
 # HRNet weights were trained on inputs normalised with these.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Centre-score threshold of a model whose config leaves model.center.threshold unset (None) and
+# whose checkpoint stores none (a fixed value before issue 19; the quickstart chooses its own).
+DEFAULT_CENTER_THRESHOLD = 0.25
 
 OUTPUT_KEYS = (
     "center_heatmap",
@@ -99,7 +102,9 @@ class SIAM(nnx.Module):
         width = cfg.backbone.width
         self.clip_len = int(cfg.clip_len)
         self.max_instances = int(cfg.max_instances)
-        self.threshold = float(cfg.center.threshold)
+        # None: DEFAULT_CENTER_THRESHOLD (restore_model applies a checkpoint's stored one).
+        threshold = cfg.center.get("threshold")
+        self.threshold = DEFAULT_CENTER_THRESHOLD if threshold is None else float(threshold)
         self.fov_degrees = float(cfg.fov_degrees)
         self.backbone = backbone if backbone is not None else _make_backbone(cfg, rngs, dtype)
         self.neck = Neck(

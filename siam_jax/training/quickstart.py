@@ -5,6 +5,12 @@
 2. ``report``: after training, the mean-pose baseline on the same validation persons, both
    numbers printed and written to ``WORKDIR/quickstart.json`` (``val_mpjpe_mm``,
    ``baseline_mpjpe_mm``).
+3. Detection (``detection_report``): the trained model run as at inference (its own top-k centre
+   peaks) on every validation frame, the person-free ones included; the centre-score threshold
+   of best F1 (AGORA's 2D matcher, ``siam_jax.evaluation.detection``) is stored with the final
+   checkpoint (``META_CENTER_THRESHOLD``, ``store_threshold``), which the demo and evaluation
+   then apply; ``quickstart.json`` gains ``val_precision``, ``val_recall``, ``val_f1``,
+   ``false_detections_per_empty_frame`` and ``threshold``.
 
 The baseline is the regressor's starting point: the mean SMPL parameters (pose, betas) of
 ``config.model.regressor.mean_params_path`` (built-in rest posture when empty), placed at each GT
@@ -20,12 +26,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from siam_jax.evaluation import detection
 from siam_jax.training import losses as losses_lib
 
 REQUIRED_IMPROVEMENT = 0.25  # the quickstart must beat the baseline by at least 25%
@@ -56,6 +64,8 @@ def _synthetic_params(config) -> dict:
         clip_len=int(s.clip_len),
         seed=int(s.seed),
         depth_range=[float(x) for x in s.depth_range],
+        empty_fraction=float(s.empty_fraction),
+        num_test=int(s.num_validation if s.get("num_test") is None else s.num_test),
     )
 
 
@@ -175,12 +185,87 @@ def constant_pose_mpjpe(gt: np.ndarray) -> float:
     return _mpjpe_mm(gt.mean(axis=0, keepdims=True), gt)
 
 
+def detection_frames(model, batches) -> list[detection.FrameDetections]:
+    """Every validation frame's candidate detections (all top-k centre peaks, whatever their
+    score) and GT people, for the threshold sweep. ``model``: restored, in eval mode."""
+    from siam_jax.evaluation.forward import make_forward
+
+    model.threshold = float("-inf")  # keep every peak; the sweep applies the thresholds
+    forward = make_forward(model)
+    frames = []
+    for batch in batches:
+        out = jax.device_get(forward(jnp.asarray(batch["image"]), jnp.asarray(batch["intrinsics"])))
+        for b in np.flatnonzero(np.asarray(batch["batch_valid"], bool)):
+            for t in range(np.shape(batch["image"])[1]):
+                peak = np.asarray(out["valid"][b, t], bool)
+                gt = np.asarray(batch["person_valid"][b, t], bool)
+                frames.append(
+                    detection.FrameDetections(
+                        scores=np.asarray(out["scores"][b, t], np.float64)[peak],
+                        joints_2d=np.asarray(out["pred_keypoints_2d"][b, t], np.float64)[peak],
+                        gt_joints_2d=np.asarray(batch["joints_2d"][b, t], np.float64)[gt],
+                        gt_valid=detection.gt_valid(
+                            np.asarray(batch["occlusion"][b, t])[gt], np.ones(int(gt.sum()), bool)
+                        ),
+                    )
+                )
+    return frames
+
+
+def store_threshold(workdir: str, step: int, threshold: float) -> None:
+    """Writes ``threshold`` as ``META_CENTER_THRESHOLD`` into the ``meta`` item of checkpoint
+    ``step`` of ``workdir``, keeping its other keys (the training loop wrote that checkpoint
+    before the threshold was known). The new item is written beside the old one by Orbax's own
+    JSON handler and swapped in by renames, so a reader sees the old meta or the new one."""
+    import orbax.checkpoint as ocp
+    from etils import epath
+
+    from siam_jax import checkpoints
+
+    directory = checkpoints.checkpoint_dir(workdir)
+    with checkpoints.Checkpointer(directory, async_save=False, create=False) as ckpt:
+        if step not in ckpt.all_steps():
+            raise FileNotFoundError(f"{directory}: no checkpoint at step {step}")
+        meta = ckpt.read_meta(step)
+    meta[checkpoints.META_CENTER_THRESHOLD] = float(threshold)
+    where = os.path.join(directory, str(step), "meta")  # manager.META_ITEM
+    new, old = where + ".new", where + ".old"
+    for stale in (new, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    os.makedirs(new)
+    ocp.JsonCheckpointHandler().save(epath.Path(new), args=ocp.args.JsonSave(meta))
+    if os.path.isdir(where):
+        os.rename(where, old)
+    os.rename(new, where)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def detection_report(config, workdir: str, body_model, batches, step: int) -> dict:
+    """Restores the trained model, sweeps the centre threshold on the validation frames (best
+    F1), stores the chosen one with checkpoint ``step`` (process 0) and returns its metrics."""
+    from siam_jax import checkpoints
+
+    model, restored = checkpoints.restore_model(config, workdir, step, body_model=body_model)
+    best, _ = detection.sweep_thresholds(detection_frames(model, batches))
+    if jax.process_index() == 0:
+        store_threshold(workdir, restored, best["threshold"])
+    return best
+
+
 def report(config, workdir: str, body_model, make_eval_iterator, result: dict) -> dict:
-    """Prints validation MPJPE and the baseline; writes ``WORKDIR/quickstart.json``."""
+    """Prints validation MPJPE, the baselines and the detection metrics; stores the chosen
+    centre threshold with the final checkpoint; writes ``WORKDIR/quickstart.json``."""
+    from siam_jax.common import files
+
     host_body = jax.device_get(body_model)
     gt = evaluable_gt_joints(make_eval_iterator(config, jax.process_index(), jax.process_count()))
     baseline, persons = _mpjpe_mm(mean_pose_joints(config, host_body)[None], gt), len(gt)
     constant = constant_pose_mpjpe(gt)
+    # Detection over the whole validation split (every process the same), at the model's
+    # own top-k peaks rather than the GT cells the MPJPE above reads its tokens at.
+    det = detection_report(
+        config, workdir, host_body, make_eval_iterator(config, 0, 1), int(result["step"])
+    )
     val = float(result["val_mpjpe_mm"])
     improvement = 1.0 - val / baseline if baseline > 0 else 0.0
     summary = {
@@ -195,19 +280,25 @@ def report(config, workdir: str, body_model, make_eval_iterator, result: dict) -
         "val_persons": persons,
         "steps": int(result["step"]),
         "wall_seconds": float(result.get("wall_seconds", 0.0)),
+        # detection at the threshold of best validation F1 (stored with the checkpoint)
+        "val_precision": det["precision"],
+        "val_recall": det["recall"],
+        "val_f1": det["f1"],
+        "false_detections_per_empty_frame": det["false_detections_per_empty_frame"],
+        "threshold": det["threshold"],
     }
     if jax.process_index() == 0:
         path = os.path.join(workdir, "quickstart.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp, path)
+        files.write_json(path, summary)
         verdict = "beats" if summary["beats_baseline_by_25_percent"] else "does NOT beat"
         print(
             f"quickstart: validation MPJPE {val:.1f} mm vs mean-pose baseline {baseline:.1f} mm "
             f"({100 * improvement:.0f}% better; {verdict} the 25% bar) over {persons} persons; "
-            f"an image-blind constant pose fitted to these persons would score {constant:.1f} mm; "
-            f"written to {path}",
+            f"an image-blind constant pose fitted to these persons would score {constant:.1f} mm.\n"
+            f"detection at centre threshold {det['threshold']:.2f} (best validation F1, stored "
+            f"with the checkpoint): precision {det['precision']:.3f}, recall {det['recall']:.3f}, "
+            f"F1 {det['f1']:.3f}, {det['false_detections_per_empty_frame']:.2f} false detections "
+            f"per person-free frame; written to {path}",
             flush=True,
         )
     return summary

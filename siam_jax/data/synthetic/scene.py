@@ -5,7 +5,9 @@ about a sequence (camera, background, people, their start/end poses and motion) 
 `np.random.default_rng((seed, split_seed, sequence))`, so an example is a pure function of
 (cfg, split_seed, index) and generation is order-independent. Frame t of a sequence interpolates
 each person's axis-angle pose linearly between two prior samples, drifts the pelvis with a
-constant velocity and turns the yaw linearly; the camera and background stay fixed.
+constant velocity and turns the yaw linearly; the camera and background stay fixed. A share
+``empty_fraction`` of the sequences has nobody in it (``is_empty``): the camera and background
+are drawn as for any other, the people are dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class SceneConfig:
     depth_range: tuple[float, float] = (2.0, 10.0)  # pelvis z, metres
     fov_range_deg: tuple[float, float] = (40.0, 75.0)  # horizontal field of view
     body_model_seed: int = 0  # procedural body model (siam_jax.body.get_body_model)
+    # Share of sequences with nobody in them (background only), so that a centre head trained on
+    # the set also learns to say "nobody here"; drawn from a stream of its own (``is_empty``).
+    empty_fraction: float = 0.0
 
 
 # Clothing: every vertex gets the colour of one garment slot, picked by its dominant LBS joint
@@ -133,8 +138,17 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
+def is_empty(cfg: SceneConfig, split_seed: int, seq: int) -> bool:
+    """Whether sequence ``seq`` has nobody in it: ``U(0, 1) < empty_fraction`` from the stream
+    ``(seed, split_seed, seq, 1)``, apart from the scene's own, so the fraction blanks some
+    sequences without changing what the others draw."""
+    if not 0.0 <= cfg.empty_fraction < 1.0:
+        raise ValueError(f"SceneConfig.empty_fraction={cfg.empty_fraction} is not in [0, 1)")
+    return bool(np.random.default_rng((cfg.seed, split_seed, seq, 1)).random() < cfg.empty_fraction)
+
+
 def _sequence(cfg: SceneConfig, split_seed: int, seq: int) -> dict:
-    """All random draws of one sequence."""
+    """All random draws of one sequence (the people's arrays have 0 rows in an empty one)."""
     rng = np.random.default_rng((cfg.seed, split_seed, seq))
     s = cfg.image_size
     fov = np.deg2rad(rng.uniform(*cfg.fov_range_deg))
@@ -146,7 +160,7 @@ def _sequence(cfg: SceneConfig, split_seed: int, seq: int) -> dict:
     u = rng.uniform(0.15 * s, 0.85 * s, n)  # pelvis pixel; close pairs overlap and occlude
     v = rng.uniform(0.35 * s, 0.65 * s, n)
     start = np.stack([(u - c) * z / focal, (v - c) * z / focal, z], 1)
-    return dict(
+    out = dict(
         K=K,
         background=_background(rng, s),
         betas=np.stack([sample_betas(rng) for _ in range(n)]),
@@ -159,6 +173,9 @@ def _sequence(cfg: SceneConfig, split_seed: int, seq: int) -> dict:
         lean=rng.normal(0, 0.08, (n, 2)),  # small pitch / roll, radians
         outfits=_outfits(rng, n),
     )
+    if is_empty(cfg, split_seed, seq):  # people drawn as usual, then dropped: same camera, scene
+        out.update({k: v[:0] for k, v in out.items() if k not in ("K", "background")})
+    return out
 
 
 def _about(axis: int, angles: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 Sequences of `clip_len` frames written in order (`sequence_id`, `frame_index`); frame-setting
 training uses the same examples as single frames. Split seeds: train 0, validation 1, test 2;
-test has `num_validation` examples.
+test has `num_test` examples (None: `num_validation`; 0 leaves the split out). A share
+`empty_fraction` of the sequences shows nobody (background only; no persons,
+`all_persons_annotated` true): the negatives a centre head needs.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ class SiamSyntheticConfig(tfds.core.BuilderConfig):
     clip_len: int = 8
     seed: int = 0
     depth_range: tuple[float, float] = (2.0, 10.0)  # pelvis depth, metres (SceneConfig)
+    empty_fraction: float = 0.0  # share of person-free sequences (SceneConfig)
+    num_test: int | None = None  # None: num_validation
 
 
 class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
     """Procedural multi-person SMPL scenes rendered with siam_jax.render."""
 
-    VERSION = tfds.core.Version("1.3.0")
+    VERSION = tfds.core.Version("1.4.0")
     code_path = None  # no checksums file (TFDS code-path lookup needs importlib_resources)
     RELEASE_NOTES = {  # noqa: RUF012
         "1.0.0": "Initial release.",
@@ -40,9 +44,12 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
         "an open jacket's front panel.",
         "1.3.0": "Schema 2: per-term flags, smpl_source, all_persons_annotated, ignore_boxes, "
         "keypoint superset fields (empty).",
+        "1.4.0": "Person-free frames: a share empty_fraction of the sequences (default config "
+        "0.1) shows only the background, with no persons and all_persons_annotated true.",
     }
     BUILDER_CONFIGS = [  # noqa: RUF012
-        SiamSyntheticConfig(name="default", description="2000/200/200 at 160 px"),
+        SiamSyntheticConfig(name="default", description="2000/200/200 at 160 px, 10% person-free",
+                            empty_fraction=0.1),
         SiamSyntheticConfig(name="tiny", description="for tests", num_train=16,
                             num_validation=8, image_size=48, max_people=3, clip_len=4),
     ]  # fmt: skip
@@ -54,11 +61,13 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
         c = self.builder_config
         return SceneConfig(image_size=c.image_size, max_people=c.max_people,
                            clip_len=c.clip_len, seed=c.seed,
-                           depth_range=tuple(c.depth_range))  # fmt: skip
+                           depth_range=tuple(c.depth_range),
+                           empty_fraction=float(c.empty_fraction))  # fmt: skip
 
     def _split_generators(self, dl_manager):
         c = self.builder_config
-        sizes = {"train": c.num_train, "validation": c.num_validation, "test": c.num_validation}
+        num_test = c.num_validation if c.num_test is None else c.num_test
+        sizes = {"train": c.num_train, "validation": c.num_validation, "test": num_test}
         # TFDS refuses empty splits, so a size of 0 leaves that split out.
         return {k: self._generate_examples(k, n) for k, n in sizes.items() if n > 0}
 
