@@ -14,7 +14,7 @@ from flax import nnx
 from siam_jax.common import prediction_file
 from siam_jax.inference import media
 from siam_jax.inference.demo import DemoOptions, run_demo
-from siam_jax.inference.intrinsics import Camera
+from siam_jax.inference.intrinsics import camera_from_flags
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,8 @@ def test_demo_on_videos_with_every_option_and_resume(tiny_checkpoint, tmp_path):
     assert 1 <= n <= config.model.max_instances
     # Nearly the same frame content -> the same people -> the tracker keeps their IDs.
     assert [set(a["track_id"].tolist()) for a in arrays] == [set(arrays[0]["track_id"])] * 3
-    decoded = [f.image for f in media.iter_frames(media.open_source(out / "clip" /
-                                                                     "clip_overlay.mp4"))]  # fmt: skip
+    overlay = media.open_source(out / "clip" / "clip_overlay.mp4")
+    decoded = [f.image for f in media.iter_frames(overlay)]
     assert len(decoded) == 3 and decoded[0].shape == (72, 2 * 96, 3)  # overlay | side view
     assert len(list((out / "clip" / "meshes").glob("*.obj"))) == 3 * n
     bvh = sorted((out / "clip").glob("clip_track*.bvh"))
@@ -112,38 +112,41 @@ def test_demo_on_videos_with_every_option_and_resume(tiny_checkpoint, tmp_path):
 
 
 def test_camera_flags_change_intrinsics_and_translations_consistently(tiny_checkpoint, tmp_path):
+    from siam_jax.checkpoints import restore_model
+    from siam_jax.inference import outputs
+    from siam_jax.inference.predictor import Predictor
+
     config, workdir = tiny_checkpoint
+    model, _ = restore_model(config, str(workdir))
     h, w = 40, 56  # not square: letterboxed into the network input
-    image = tmp_path / "im.png"
     yy, xx = np.mgrid[0:h, 0:w]
-    media.write_image(image, np.stack([xx * 4, yy * 5, xx + yy], -1).astype(np.uint8))
+    image = np.stack([xx * 4, yy * 5, xx + yy], -1).astype(np.uint8)
     f60 = (w / 2) / math.tan(math.radians(30))  # documented default: 60 deg across the long side
-    runs = {
-        "default": None,
-        "fov40": Camera(fov_degrees=40.0),
-        "explicit": Camera(fov_degrees=None, intrinsics=(2 * f60, 2 * f60, (w - 1) / 2, (h - 1) / 2)),
-    }  # fmt: skip
+    f40 = (w / 2) / math.tan(math.radians(20))
+    c = ((w - 1) / 2, (h - 1) / 2)
+    flags = {"default": (None, None), "fov40": (40.0, None),
+             "explicit": (None, f"{2 * f60!r},{2 * f60!r},{c[0]},{c[1]}")}  # fmt: skip
+    want_f = {"default": f60, "fov40": f40, "explicit": 2 * f60}
     got = {}
-    for name, camera in runs.items():
-        run_demo(config, str(workdir), str(image), str(tmp_path / name),
-                 options=DemoOptions(camera=camera))  # fmt: skip
+    for name, (fov, intr) in flags.items():
+        camera = camera_from_flags(fov, intr, config.model.fov_degrees)
+        pred = Predictor(model, config, camera)([image] * config.model.clip_len)[-1]
+        outputs.write_frame(tmp_path / name, "im", pred, np.arange(len(pred.scores)),
+                            frame_index=0)  # fmt: skip
         got[name] = _check_file(tmp_path / name / "params" / "im.npz", (h, w))
-    want_k = {
-        "default": [[f60, 0, (w - 1) / 2], [0, f60, (h - 1) / 2], [0, 0, 1]],
-        "fov40": [[(w / 2) / math.tan(math.radians(20)), 0, (w - 1) / 2],
-                  [0, (w / 2) / math.tan(math.radians(20)), (h - 1) / 2], [0, 0, 1]],
-        "explicit": [[2 * f60, 0, (w - 1) / 2], [0, 2 * f60, (h - 1) / 2], [0, 0, 1]],
-    }  # fmt: skip
-    for name in runs:
-        np.testing.assert_allclose(got[name]["intrinsics"], want_k[name], rtol=1e-9, atol=1e-9)
+        want_k = [[want_f[name], 0, c[0]], [0, want_f[name], c[1]], [0, 0, 1]]
+        np.testing.assert_allclose(got[name]["intrinsics"], want_k, rtol=1e-9, atol=1e-9)
     # The network sees the same pixels, so its camera (s, tx, ty) is the same; tz = 2 f / (s S)
     # scales with the focal length, and (Tx, Ty) = (tx, ty) + (u - c) tz / f does not change.
     base = got["default"]["transl"].astype(np.float64)
     for name in ("fov40", "explicit"):
-        ratio = got[name]["intrinsics"][0, 0] / f60
         t = got[name]["transl"].astype(np.float64)
-        np.testing.assert_allclose(t[:, 2], ratio * base[:, 2], rtol=1e-4)
+        np.testing.assert_allclose(t[:, 2], want_f[name] / f60 * base[:, 2], rtol=1e-4)
         np.testing.assert_allclose(t[:, :2], base[:, :2], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="not both"):
+        camera_from_flags(50.0, "1,1,1,1", 60.0)
+    with pytest.raises(ValueError, match="four numbers"):
+        camera_from_flags(None, "1,2,3", 60.0)
 
 
 def test_demo_on_folder_and_errors(tiny_checkpoint, tmp_path):

@@ -28,8 +28,8 @@ import numpy as np
 from jaxtyping import Float
 from scipy.spatial.transform import Rotation
 
-from siam_jax.body.rotations import axis_angle_to_matrix
 from siam_jax.body.joint_sets import SMPL_JOINT_NAMES, SMPL_PARENTS
+from siam_jax.body.rotations import axis_angle_to_matrix
 from siam_jax.common.files import write_text
 
 CAMERA_TO_WORLD = np.diag([1.0, -1.0, -1.0])  # camera (y down, z forward) -> y-up BVH world

@@ -154,12 +154,13 @@ def _speed(run: _Run, wall_s: float) -> dict:
 
 def _rest_joints_fn(body):
     """betas [nb] -> rest joints [24 3] of that shape (the body model at zero pose)."""
-    import jax
+    from siam_jax.inference.smoothing import body_forward
 
-    forward = jax.jit(lambda m, b: m(b, np.zeros((23, 3), np.float32), np.zeros(3, np.float32)))
+    zeros = np.zeros((23, 3), np.float32)
 
     def rest(betas):
-        return np.asarray(forward(body, np.asarray(betas, np.float32)).joints[:24])
+        out = body_forward(body, np.asarray(betas, np.float32), zeros, zeros[0], zeros[0])
+        return np.asarray(out.joints[:24])
 
     return rest
 
@@ -212,18 +213,20 @@ def run_demo(
     inputs, batch = media.list_inputs(input_path)
     for p in inputs:  # clear errors for missing / unreadable inputs before the model loads
         media.open_source(p)
-    todo = [p for p in inputs
-            if not outputs.summary_path(outputs.outputs_dir(output_dir, p, batch), p).exists()]  # fmt: skip
+    out_dirs = {p: outputs.outputs_dir(output_dir, p, batch) for p in inputs}
+    todo = [p for p in inputs if not outputs.summary_path(out_dirs[p], p).exists()]
     skipped = [str(p) for p in inputs if p not in todo]
     for p in skipped:
         logging.warning("%s: finished outputs found, skipped (delete its .summary.json to redo)", p)
+    if not todo:
+        return {"inputs": [], "skipped": skipped}
     model, restored_step = restore_model(config, checkpoint, step)
     predictor = Predictor(model, config, opts.camera)
     summaries = []
     for p in todo:
-        s = _run_input(predictor, p, outputs.outputs_dir(output_dir, p, batch), opts)
+        s = _run_input(predictor, p, out_dirs[p], opts)
         summaries.append({"checkpoint_step": restored_step, "camera": predictor.camera.describe(),
                           **s})  # fmt: skip
     if not batch:
-        return summaries[0] if summaries else {"skipped": skipped, "inputs": []}
+        return summaries[0]
     return {"checkpoint_step": restored_step, "inputs": summaries, "skipped": skipped}

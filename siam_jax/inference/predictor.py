@@ -12,6 +12,7 @@ translations are in that camera's frame (metres), 2D joints in the original fram
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import jax
@@ -64,15 +65,7 @@ class Predictor:
         self.body = model.body.get_value()
         self.faces = np.asarray(self.body.faces)  # [f 3] of the model's body
 
-        @jax.jit
-        def forward(state, images, intrinsics):
-            out = nnx.merge(graphdef, state)(images, intrinsics=intrinsics)
-            params = out["pred_smpl_params"]
-            out["global_orient_aa"] = matrix_to_axis_angle(params["global_orient"][..., 0, :, :])
-            out["body_pose_aa"] = matrix_to_axis_angle(params["body_pose"])
-            return out
-
-        self._forward = forward
+        self._graphdef = graphdef
         self._state = state
 
     def fit(self, image: np.ndarray) -> tuple[np.ndarray, augment.FrameTransform]:
@@ -91,13 +84,26 @@ class Predictor:
         images = np.stack([x for x, _ in fitted]).astype(np.float32)[None] / 255.0
         intr = np.stack([tf.intrinsics for _, tf in fitted]).astype(np.float32)[None]
         start = time.perf_counter()
-        out = jax.device_get(self._forward(self._state, jnp.asarray(images), jnp.asarray(intr)))
+        out = jax.device_get(
+            _forward(self._graphdef, self._state, jnp.asarray(images), jnp.asarray(intr))
+        )
         self.model_seconds += time.perf_counter() - start
         self.model_calls += 1
         return [
             _frame_prediction(out, i, tf, f.shape[:2])
             for i, ((_, tf), f) in enumerate(zip(fitted, frames, strict=True))
         ]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef, state, images, intrinsics):
+    """The model with axis-angle outputs; one compilation per model structure and input shape
+    (``graphdef`` is static), shared by every ``Predictor`` of the process."""
+    out = nnx.merge(graphdef, state)(images, intrinsics=intrinsics)
+    params = out["pred_smpl_params"]
+    out["global_orient_aa"] = matrix_to_axis_angle(params["global_orient"][..., 0, :, :])
+    out["body_pose_aa"] = matrix_to_axis_angle(params["body_pose"])
+    return out
 
 
 def _frame_prediction(out: dict, i: int, tf: augment.FrameTransform, hw) -> FramePrediction:

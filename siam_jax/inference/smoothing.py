@@ -25,9 +25,9 @@ from siam_jax.body.rotations import (
     matrix_to_quaternion,
     quaternion_to_axis_angle,
 )
-from siam_jax.models.camera import perspective_projection
 from siam_jax.inference.one_euro import OneEuroFilter
 from siam_jax.inference.predictor import FramePrediction
+from siam_jax.models.camera import perspective_projection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,12 @@ class _TrackFilter:
         return quaternion_to_axis_angle(q), self.betas(betas), self.transl(transl)
 
 
+@jax.jit
+def body_forward(body: BodyModel, betas, body_pose, global_orient, transl):
+    """The body model, jitted once per process (the model is a pytree argument)."""
+    return body(betas, body_pose, global_orient, transl)
+
+
 class Smoother:
     """Per-track One-Euro smoothing of the frames of one video at ``fps``."""
 
@@ -74,7 +80,6 @@ class Smoother:
         self.body = body
         self._tracks: dict[int, _TrackFilter] = {}
         self._frame = -1
-        self._forward = jax.jit(lambda m, b, p, g, t: m(b, p, g, t))
 
     def __call__(self, pred: FramePrediction, track_ids: np.ndarray) -> FramePrediction:
         self._frame += 1
@@ -88,7 +93,7 @@ class Smoother:
             a, b, t = f(aa[i], pred.betas[i], pred.transl[i], self._frame)
             new_aa.append(a), new_b.append(b), new_t.append(t)
         aa, betas, transl = (np.stack(x).astype(np.float32) for x in (new_aa, new_b, new_t))
-        out = jax.device_get(self._forward(self.body, betas, aa[:, 1:], aa[:, 0], transl))
+        out = jax.device_get(body_forward(self.body, betas, aa[:, 1:], aa[:, 0], transl))
         joints = np.asarray(out.joints[:, :24], np.float64)
         return pred.replace(
             global_orient=aa[:, 0],
