@@ -165,7 +165,8 @@ def _rest_joints_fn(body):
     return rest
 
 
-def _run_input(predictor: Predictor, path: Path, out_dir: Path, opts: DemoOptions) -> dict:
+def run_input(predictor: Predictor, path: Path, out_dir: Path, opts: DemoOptions) -> dict:
+    """The demo on one input (image, folder of images or video) into ``out_dir``; its summary."""
     source = media.open_source(path)
     (out_dir / "params").mkdir(parents=True, exist_ok=True)
     if opts.save_obj:
@@ -224,7 +225,7 @@ def run_demo(
     predictor = Predictor(model, config, opts.camera)
     summaries = []
     for p in todo:
-        s = _run_input(predictor, p, out_dirs[p], opts)
+        s = run_input(predictor, p, out_dirs[p], opts)
         summaries.append({"checkpoint_step": restored_step, "camera": predictor.camera.describe(),
                           **s})  # fmt: skip
     if not batch:

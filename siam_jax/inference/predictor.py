@@ -53,11 +53,19 @@ class Predictor:
     out included), the model-only share of the demo's time.
     """
 
-    def __init__(self, model: nnx.Module, config, camera: Camera | None = None):
+    def __init__(
+        self,
+        model: nnx.Module,
+        config,
+        camera: Camera | None = None,
+        *,
+        max_people: int | None = None,
+    ):
         self.config = config
         self.input_size = int(config.model.input_size)
         self.clip_len = int(config.model.clip_len)
         self.camera = camera or Camera(fov_degrees=float(config.model.fov_degrees))
+        self.max_people = max_people  # keep at most this many (best scores) per frame
         self.model_seconds = 0.0
         self.model_calls = 0
         model.eval()
@@ -90,7 +98,7 @@ class Predictor:
         self.model_seconds += time.perf_counter() - start
         self.model_calls += 1
         return [
-            _frame_prediction(out, i, tf, f.shape[:2])
+            _frame_prediction(out, i, tf, f.shape[:2], self.max_people)
             for i, ((_, tf), f) in enumerate(zip(fitted, frames, strict=True))
         ]
 
@@ -106,11 +114,13 @@ def _forward(graphdef, state, images, intrinsics):
     return out
 
 
-def _frame_prediction(out: dict, i: int, tf: augment.FrameTransform, hw) -> FramePrediction:
+def _frame_prediction(
+    out: dict, i: int, tf: augment.FrameTransform, hw, max_people: int | None
+) -> FramePrediction:
     """Frame ``i`` of the clip output ``out``: valid slots by score, 2D back in frame pixels."""
     valid = np.asarray(out["valid"][0, i], bool)
     order = np.argsort(-np.asarray(out["scores"][0, i]))
-    keep = order[valid[order]]
+    keep = order[valid[order]][:max_people]
     inv = np.linalg.inv(tf.pixel)
     kp2d = out["pred_keypoints_2d"][0, i][keep]
     return FramePrediction(
