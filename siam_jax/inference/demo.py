@@ -78,8 +78,10 @@ class _Run:
         self.frames_without_people: list[str] = []
         self.ids: set[int] = set()
         self.frames = 0
-        self.first_output_time: float | None = None
+        self.first_written_time: float | None = None  # the first frame's time holds compiling
+        self.last_written_time: float | None = None
         self.first_model_seconds = 0.0
+        self.progress = None  # a tqdm bar over written frames
 
     def model(self, item: tuple[int, media.Frame]) -> _Result:
         """The model stage: prediction, IDs, smoothing (sequential state)."""
@@ -88,8 +90,7 @@ class _Run:
         ids = self.tracker.update(pred.transl)
         if self.smoother is not None:
             pred = self.smoother(pred, ids)
-        if self.first_output_time is None:
-            self.first_output_time = time.perf_counter()
+        if index == 0:
             self.first_model_seconds = self.predictor.model_seconds
         return _Result(index, frame, pred, ids)
 
@@ -115,6 +116,11 @@ class _Run:
             self.writer.write(drawn)
         else:
             media.write_image(self.out_dir / f"{r.frame.name}_overlay.png", drawn)
+        self.last_written_time = time.perf_counter()
+        if self.first_written_time is None:
+            self.first_written_time = self.last_written_time
+        if self.progress is not None:
+            self.progress.update(1)
 
     def finish(self, wall_s: float) -> dict:
         if self.writer is not None:
@@ -135,11 +141,12 @@ class _Run:
 
 
 def _speed(run: _Run, wall_s: float) -> dict:
-    """Demo FPS (decode, model, render, write) and model-only FPS, both after the first frame
-    (whose time holds the compilation), and the first frame's seconds."""
+    """Demo FPS (decode, model, render, write) and model-only FPS in steady state: both leave
+    out the first frame, whose model call and rendering compile; its model seconds apart."""
     p, n = run.predictor, run.frames
-    end = time.perf_counter()
-    steady_wall = end - run.first_output_time if run.first_output_time else float("nan")
+    steady_wall = float("nan")
+    if run.first_written_time is not None:
+        steady_wall = run.last_written_time - run.first_written_time
     steady_model = p.model_seconds - run.first_model_seconds
     steady = n - 1
     return {
@@ -148,7 +155,7 @@ def _speed(run: _Run, wall_s: float) -> dict:
         "model_s": p.model_seconds,
         "demo_fps": steady / steady_wall if steady > 0 and steady_wall > 0 else float("nan"),
         "model_fps": steady / steady_model if steady > 0 and steady_model > 0 else float("nan"),
-        "model_calls_per_frame": p.clip_len if run.source.kind == "video" else 1,
+        "frames_per_model_call": p.clip_len,  # the sliding window: one call per output frame
     }
 
 
@@ -173,15 +180,16 @@ def run_input(predictor: Predictor, path: Path, out_dir: Path, opts: DemoOptions
         (out_dir / "meshes").mkdir(exist_ok=True)
     run = _Run(predictor, source, out_dir, opts)
     start = time.perf_counter()
+    from tqdm import tqdm
+
+    from siam_jax.inference.pipeline import run_pipeline
+
+    predictor.model_seconds = 0.0
+    predictor.model_calls = 0
     try:
-        from tqdm import tqdm
-
-        frames = tqdm(enumerate(media.iter_frames(source)), total=source.num_frames, unit="frame")
-        predictor.model_seconds = 0.0
-        predictor.model_calls = 0
-        from siam_jax.inference.pipeline import run_pipeline
-
-        run_pipeline(frames, run.model, run.write, maxsize=opts.queue_size)
+        with tqdm(total=source.num_frames, unit="frame", desc=path.name) as run.progress:
+            frames = enumerate(media.iter_frames(source))
+            run_pipeline(frames, run.model, run.write, maxsize=opts.queue_size)
     except BaseException:
         if run.writer is not None:
             run.writer.abort()
