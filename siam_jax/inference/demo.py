@@ -189,6 +189,12 @@ def run_input(predictor: Predictor, path: Path, out_dir: Path, opts: DemoOptions
     try:
         with tqdm(total=source.num_frames, unit="frame", desc=path.name) as run.progress:
             frames = enumerate(media.iter_frames(source))
+            # The first frame alone, all stages in turn: it compiles the model and the renderer,
+            # so the pipelined rest measures the steady state.
+            first = next(frames, None)
+            if first is not None:
+                run.write(run.model(first))
+                run.first_written_time = time.perf_counter()
             run_pipeline(frames, run.model, run.write, maxsize=opts.queue_size)
     except BaseException:
         if run.writer is not None:
