@@ -1,10 +1,16 @@
 """Benchmark siam-jax: latency/FPS over resolutions, FLOP/s vs peak, ratios vs PyTorch references.
 
-python benchmark.py --quick --out bench.json     # CPU: W32 frame at 256/512 + references
+python benchmark.py --quick --out bench.json     # CPU: W32 frame 256/512, W32 video 512, demo
 python benchmark.py --out bench.json             # all configs, 256..768 (run it on a GPU)
 python benchmark.py --input_pipeline [--config configs/default.py] [--dataset SPEC --data_dir D]
                                                  # training images/s of the Grain pipeline
 python benchmark.py --model_stats [--flops] [--out stats.json]   # params (+ FLOPs) per variant
+
+Every suite report holds compile time, model-only latency and FPS per frame (frame mode: per
+image; video mode: per output frame in steady state), the end-to-end demo FPS on a synthetic
+512 px video, device, dtype, batch and resolution, the matmul peak at the model's precision,
+and the ratios ``video_streaming_over_frame_cost`` and ``demo_over_model_fps`` (docs/demo.md).
+Library logs below WARNING are off (``--verbosity 0`` brings INFO back).
 
 The library does the work (siam_jax.benchmarking); this script loads the configs and passes them
 in. ``--config.x=y`` overrides the input-pipeline config (e.g. ``--config.batch_size=16``,
@@ -18,7 +24,9 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-_QUICK = flags.DEFINE_bool("quick", False, "W32 frame at 256 and 512 plus the reference ratios.")
+from siam_jax.inference.console import quiet_library_logs
+
+_QUICK = flags.DEFINE_bool("quick", False, "W32 frame 256/512, W32 video 512, demo, references.")
 _OUT = flags.DEFINE_string("out", "", "JSON path (suite: .md and .png beside; default bench.json).")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per row (median reported).")
 _INPUT_PIPELINE = flags.DEFINE_bool("input_pipeline", False, "Time the training input pipeline.")
@@ -71,7 +79,7 @@ def _suite() -> None:
     from siam_jax.benchmarking import suite
 
     settings = suite.QUICK_CONFIGS if _QUICK.value else suite.FULL_CONFIGS
-    configs = {name: _get_config(name)() for name, _ in settings}
+    configs = {name: _get_config(name)() for name, _, _ in settings}
     report = suite.run_suite(configs, quick=_QUICK.value, repeats=_REPEATS.value)
     out = Path(_OUT.value or "benchmark.json")
     suite.write_report(report, out)
@@ -81,6 +89,7 @@ def _suite() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_library_logs()
     if _INPUT_PIPELINE.value and _MODEL_STATS.value:
         raise app.UsageError("--input_pipeline and --model_stats are separate runs: pass one")
     if _INPUT_PIPELINE.value:

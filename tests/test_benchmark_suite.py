@@ -16,9 +16,11 @@ def test_benchmark_row_and_report(tmp_path):
     config = tiny.get_config()
     row = benchmark_siam(config.model, 64, repeats=1)
     assert row["resolution"] == 64 and row["clip_len"] == config.model.clip_len
-    assert row["gflops"] > 0 and row["latency_ms"] > 0
-    # FPS counts frames of the clip per second of latency.
-    assert abs(row["fps"] - row["clip_len"] / (row["latency_ms"] / 1e3)) < 1e-6 * row["fps"]
+    assert row["gflops"] > 0 and row["latency_ms"] > 0 and row["compile_s"] > 0
+    # Frame mode: FPS is images per second of latency (one image per forward).
+    assert row["frame_ms"] == row["latency_ms"] and row["frame_cost"] == "per image"
+    assert abs(row["fps"] - 1e3 / row["latency_ms"]) < 1e-9 * row["fps"]
+    assert (row["batch"], row["dtype"]) == (1, "float32") and row["device"]
     row.update(config="tiny", mode="frame", fraction_of_peak=0.5)
     report = {"machine": suite.machine_description(), "matmul_peak_gflops_per_s": 1.0,
               "rows": [row]}  # fmt: skip
@@ -26,7 +28,7 @@ def test_benchmark_row_and_report(tmp_path):
     suite.write_report(report, out)
     assert json.loads(out.read_text())["rows"][0]["resolution"] == 64
     table = out.with_suffix(".md").read_text()
-    assert "| tiny | frame | 64 |" in table
+    assert "| tiny | frame | 64 | 1 | float32 |" in table
     assert out.with_suffix(".png").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "bench.md", "bench.png"]
 
@@ -59,3 +61,55 @@ def test_input_pipeline_benchmark_builds_a_small_siam_synthetic(tmp_path, monkey
     assert r["images_per_s"] > 0
     assert list(config.data.train) == train_before  # the caller's config is left as it was
     assert (tmp_path / "siam_synthetic" / "bench").is_dir()
+
+
+def test_video_row_counts_a_forward_per_output_frame():
+    config = tiny.get_config("video")
+    row = benchmark_siam(config.model, 64, repeats=1)
+    assert row["clip_len"] == 2
+    # The sliding window runs the whole clip for every output frame: one forward per frame,
+    # not clip_len frames per forward (today's clip figure, kept under its own name).
+    assert row["frame_ms"] == row["latency_ms"] and row["frame_cost"].startswith("sliding_window")
+    assert abs(row["fps"] - 1e3 / row["latency_ms"]) < 1e-9 * row["fps"]
+    assert abs(row["clip_frames_per_s"] - 2 * row["fps"]) < 1e-9 * row["fps"]
+
+
+def test_headline_ratios_from_rows_and_demo():
+    rows = [
+        {"config": "w32_frame", "resolution": 512, "frame_ms": 100.0, "fps": 10.0,
+         "fraction_of_peak": 0.4},
+        {"config": "w32_video", "resolution": 512, "frame_ms": 120.0, "fps": 1 / 0.12,
+         "frame_cost": "sliding_window"},
+        {"config": "w32_frame", "resolution": 256, "frame_ms": 30.0, "fps": 33.3,
+         "fraction_of_peak": 0.3},
+    ]  # fmt: skip
+    ratios = suite.headline_ratios({"rows": rows, "demo": {"demo_fps": 7.5}})
+    assert ratios["video_streaming_over_frame_cost"] == pytest.approx(1.2)
+    assert ratios["demo_over_model_fps"] == pytest.approx(0.75)
+    assert ratios["siam_w32_frame_512_fraction_of_peak"] == 0.4
+
+
+def test_end_to_end_demo_benchmark_runs_the_demo_on_a_synthetic_video():
+    from siam_jax.benchmarking.demo import benchmark_demo
+
+    r = benchmark_demo(tiny.get_config(), 64, num_frames=3, people=2)
+    assert (r["resolution"], r["frames"], r["people_per_frame"]) == (64, 3, 2)
+    assert r["demo_fps"] > 0 and r["demo_model_fps"] > 0
+    # The demo does at least the model's work, so it cannot be faster than the model alone.
+    assert r["demo_fps"] <= r["demo_model_fps"] * 1.05
+
+
+def test_peak_is_measured_at_the_model_precision():
+    import jax
+    import jax.numpy as jnp
+
+    from siam_jax.benchmarking import peak
+
+    for dtype in (jnp.float32, jnp.bfloat16):
+        f, a, b = peak.matmul_program(64, dtype)
+        text = f.lower(a, b).as_text()
+        assert "HIGHEST" not in text and jnp.dtype(dtype).name.replace("float", "f") in text
+        assert peak.measure_matmul_peak(64, repeats=1, dtype=dtype) > 0
+    assert jax.config.jax_default_matmul_precision is None  # the model sets no precision
+    assert peak.precision_name(jnp.bfloat16).startswith("bfloat16, matmul precision DEFAULT")
+    assert peak.precision_name().startswith("float32, matmul precision DEFAULT")

@@ -65,3 +65,17 @@ def test_obj_writer(tmp_path):
     media.write_obj(tmp_path / "m.obj", v, f)
     text = (tmp_path / "m.obj").read_text().splitlines()
     assert text[-1] == "f 1 2 3" and text[1].startswith("v 1.000000 0.000000")
+
+
+def test_list_inputs_batch_of_videos_and_refuses_a_mixed_folder(tmp_path):
+    for name in ("b.mp4", "a.mov"):
+        (tmp_path / "v" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "v" / name).write_bytes(b"")
+    inputs, batch = media.list_inputs(tmp_path / "v")
+    assert batch and [p.name for p in inputs] == ["a.mov", "b.mp4"]
+    media.write_image(tmp_path / "i" / "x.png", np.zeros((4, 4, 3), np.uint8))
+    assert media.list_inputs(tmp_path / "i") == ([tmp_path / "i"], False)
+    assert media.list_inputs(tmp_path / "i" / "x.png") == ([tmp_path / "i" / "x.png"], False)
+    media.write_image(tmp_path / "v" / "x.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="both videos"):
+        media.list_inputs(tmp_path / "v")

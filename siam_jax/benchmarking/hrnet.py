@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from siam_jax.benchmarking.peak import measure_matmul_peak
+from siam_jax.benchmarking.peak import measure_matmul_peak, precision_name
 from siam_jax.benchmarking.timing import compiled_flops, time_call
 from siam_jax.models.convert import load_torch_hrnet
 from siam_jax.models.hrnet import HRNet, fold_batchnorm
@@ -91,7 +91,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     peak = measure_matmul_peak()
-    print(f"devices: {jax.devices()}  float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    print(f"devices: {jax.devices()}  matmul peak ({precision_name()}): {peak / 1e9:.1f} GFLOP/s")
     for w in args.widths:
         r = benchmark_hrnet(w, args.size, args.repeats)
         print(

@@ -1,4 +1,12 @@
-"""Latency, FPS, compile time and FLOP/s of the whole jitted SIAM model at batch 1."""
+"""Latency, FPS, compile time and FLOP/s of the whole jitted SIAM model at batch 1.
+
+What one row measures (docs/demo.md, "Speed figures"):
+- ``latency_ms``: one jitted forward of one clip of ``clip_len`` frames (1 in frame mode).
+- ``frame_ms`` / ``fps``: model-only cost per output frame. Frame mode: per image
+  (= latency). Video mode: per frame of a video in steady state, from ``video_frame_cost``.
+  A clip's ``clip_len / latency`` (``clip_frames_per_s``) is *not* a video FPS: a demo that
+  emits a frame per input frame cannot share one clip's forward among ``clip_len`` outputs.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,18 @@ import numpy as np
 from flax import nnx
 
 from siam_jax.benchmarking.timing import compiled_flops, time_call
+
+
+def video_frame_cost(clip_latency_s: float, clip_len: int) -> tuple[float, str]:
+    """Seconds per output frame of the video model in steady state, and how it was measured.
+
+    Today: the sliding window of the demo (siam_jax.inference.steps.SlidingWindow) runs the
+    whole ``clip_len``-frame window for every output frame, so a frame costs one clip forward.
+    Switch here to the per-frame step of ``siam_jax.inference.streaming`` (a cache of per-frame
+    encodings) once it is on main: time that step and return ``(its seconds, "streaming")``.
+    """
+    del clip_len  # the window's cost does not shrink with its length
+    return clip_latency_s, "sliding_window (one clip forward per output frame)"
 
 
 def benchmark_siam(
@@ -33,8 +53,9 @@ def benchmark_siam(
     def forward(state, images):
         return nnx.merge(graphdef, state)(images)
 
+    batch = 1
     images = jnp.asarray(
-        np.random.default_rng(seed).uniform(size=(1, cfg.clip_len, resolution, resolution, 3)),
+        np.random.default_rng(seed).uniform(size=(batch, cfg.clip_len, resolution, resolution, 3)),
         jnp.float32,
     )
     start = time.perf_counter()
@@ -43,12 +64,22 @@ def benchmark_siam(
     flops = compiled_flops(compiled)
     timing = time_call(lambda: compiled(state, images), warmup=2, repeats=repeats)
     latency = timing["median_s"]
-    frames = cfg.clip_len
+    clip_len = int(cfg.clip_len)
+    if clip_len == 1:
+        frame_s, how = latency, "per image"
+    else:
+        frame_s, how = video_frame_cost(latency, clip_len)
     return {
         "resolution": resolution,
-        "clip_len": frames,
+        "clip_len": clip_len,
+        "batch": batch,
+        "dtype": str(cfg.compute_dtype),
+        "device": str(jax.devices()[0].device_kind),
         "latency_ms": 1e3 * latency,
-        "fps": frames / latency,
+        "frame_ms": 1e3 * frame_s,
+        "fps": 1.0 / frame_s,
+        "frame_cost": how,
+        "clip_frames_per_s": clip_len / latency,
         "gflops": flops / 1e9,
         "achieved_gflops_per_s": flops / latency / 1e9,
         "compile_s": compile_s,

@@ -21,10 +21,15 @@ from siam_jax.common.files import atomic_path, write_json, write_text
 
 FULL_RESOLUTIONS = (256, 384, 512, 640, 768)
 QUICK_RESOLUTIONS = (256, 512)
-# (config name, mode) of the report's rows, in order.
-QUICK_CONFIGS = (("w32_frame", "frame"),)
-FULL_CONFIGS = (("w32_frame", "frame"), ("w32_video", "video"), ("w48_frame", "frame"),
-                ("w48_video", "video"))  # fmt: skip
+RATIO_RESOLUTION = 512  # the issue-17 ratios compare the W32 models at 512 px
+# (config name, mode, resolutions) of the report's rows, in order. Quick: the W32 frame model at
+# 256 and 512 and the W32 video model at 512 (for video_streaming_over_frame_cost).
+QUICK_CONFIGS = (("w32_frame", "frame", QUICK_RESOLUTIONS),
+                 ("w32_video", "video", (RATIO_RESOLUTION,)))  # fmt: skip
+FULL_CONFIGS = tuple((name, mode, FULL_RESOLUTIONS) for name, mode in (
+    ("w32_frame", "frame"), ("w32_video", "video"), ("w48_frame", "frame"),
+    ("w48_video", "video")))  # fmt: skip
+DEMO_FRAMES = 8  # frames of the synthetic 512 px video of the end-to-end demo figure
 
 
 def machine_description() -> str:
@@ -44,80 +49,143 @@ def _references_installed() -> bool:
     return True
 
 
-def run_suite(
-    configs: Mapping[str, ml_collections.ConfigDict], *, quick: bool, repeats: int = 5
-) -> dict:
-    """The report: ``configs`` maps each name of ``QUICK_CONFIGS`` (``quick``) or
-    ``FULL_CONFIGS`` to its experiment config."""
+def _model_rows(configs, settings, repeats: int, peak: float) -> list[dict]:
     from siam_jax.benchmarking.model import benchmark_siam
-    from siam_jax.benchmarking.peak import measure_matmul_peak
 
-    settings = QUICK_CONFIGS if quick else FULL_CONFIGS
-    missing = [name for name, _ in settings if name not in configs]
-    if missing:
-        raise ValueError(f"run_suite needs the configs {missing} (have {sorted(configs)})")
-    report: dict = {"machine": machine_description(), "quick": quick, "rows": []}
-    peak = measure_matmul_peak()
-    report["matmul_peak_gflops_per_s"] = peak / 1e9
-    resolutions = QUICK_RESOLUTIONS if quick else FULL_RESOLUTIONS
-    for config_name, mode in settings:
+    rows = []
+    for config_name, mode, resolutions in settings:
         for resolution in resolutions:
             logging.info("benchmarking %s at %d", config_name, resolution)
             row = benchmark_siam(configs[config_name].model, resolution, repeats=repeats)
             row.update(config=config_name, mode=mode)
             row["fraction_of_peak"] = row["achieved_gflops_per_s"] * 1e9 / peak
-            report["rows"].append(row)
+            rows.append(row)
             print(_row_line(row), flush=True)
-    for row in report["rows"]:
-        if row["config"] == "w32_frame" and row["resolution"] == 512:
-            report["siam_w32_frame_512_fraction_of_peak"] = row["fraction_of_peak"]
+    return rows
 
+
+def _find(rows: list[dict], config: str, resolution: int) -> dict | None:
+    return next((r for r in rows if r["config"] == config and r["resolution"] == resolution), None)
+
+
+def headline_ratios(report: dict) -> dict:
+    """The issue-17 ratios from a report's rows and demo figure (absent inputs: absent keys).
+
+    ``video_streaming_over_frame_cost``: W32 video per-frame cost (steady state) over the W32
+    frame model's per-image cost, 512 px. ``demo_over_model_fps``: end-to-end demo FPS over the
+    model-only FPS of the W32 frame model, 512 px.
+    """
+    out = {}
+    frame = _find(report["rows"], "w32_frame", RATIO_RESOLUTION)
+    video = _find(report["rows"], "w32_video", RATIO_RESOLUTION)
+    if frame is not None:
+        out["siam_w32_frame_512_fraction_of_peak"] = frame["fraction_of_peak"]
+        if video is not None:
+            out["video_streaming_over_frame_cost"] = video["frame_ms"] / frame["frame_ms"]
+            out["video_frame_cost_method"] = video["frame_cost"]
+        if "demo" in report:
+            out["demo_over_model_fps"] = report["demo"]["demo_fps"] / frame["fps"]
+    return out
+
+
+def run_suite(
+    configs: Mapping[str, ml_collections.ConfigDict], *, quick: bool, repeats: int = 5
+) -> dict:
+    """The report: ``configs`` maps each name of ``QUICK_CONFIGS`` (``quick``) or
+    ``FULL_CONFIGS`` to its experiment config."""
+    import jax.numpy as jnp
+
+    from siam_jax.benchmarking.demo import benchmark_demo
+    from siam_jax.benchmarking.peak import measure_matmul_peak, precision_name
+
+    settings = QUICK_CONFIGS if quick else FULL_CONFIGS
+    missing = [name for name, _, _ in settings if name not in configs]
+    if missing:
+        raise ValueError(f"run_suite needs the configs {missing} (have {sorted(configs)})")
+    # The peak at the precision the model runs at (issue 20): its compute dtype, default precision.
+    dtype = jnp.dtype(str(configs["w32_frame"].model.compute_dtype))
+    report: dict = {"machine": machine_description(), "quick": quick, "rows": []}
+    peak = measure_matmul_peak(dtype=dtype)
+    report["matmul_peak_gflops_per_s"] = peak / 1e9
+    report["matmul_peak_precision"] = precision_name(dtype)
+    report["rows"] = _model_rows(configs, settings, repeats, peak)
+    logging.info("benchmarking the end-to-end demo at %d", RATIO_RESOLUTION)
+    report["demo"] = benchmark_demo(configs["w32_frame"], RATIO_RESOLUTION, num_frames=DEMO_FRAMES)
+    report.update(headline_ratios(report))
     if _references_installed():
-        from siam_jax.benchmarking.hrnet import benchmark_hrnet
-        from siam_jax.benchmarking.smpl import benchmark_smpl
-
-        hrnet = {w: benchmark_hrnet(w, size=512) for w in ((32,) if quick else (32, 48))}
-        report["hrnet"] = {str(w): r for w, r in hrnet.items()}
-        report["hrnet_w32_jax_over_timm_time"] = hrnet[32]["ratio_jax_over_timm"]
-        smpl = benchmark_smpl(batch_sizes=(1, 64, 512))
-        report["smpl"] = {**smpl, "batches": {str(b): r for b, r in smpl["batches"].items()}}
-        report["smpl_speedup_over_smplx_b64"] = smpl["batches"][64]["speedup"]
+        report.update(_references(quick))
     else:
         report["references"] = "not installed (pip install -r requirements-dev.txt)"
     return report
 
 
+def _references(quick: bool) -> dict:
+    from siam_jax.benchmarking.hrnet import benchmark_hrnet
+    from siam_jax.benchmarking.smpl import benchmark_smpl
+
+    out: dict = {}
+    hrnet = {w: benchmark_hrnet(w, size=512) for w in ((32,) if quick else (32, 48))}
+    out["hrnet"] = {str(w): r for w, r in hrnet.items()}
+    out["hrnet_w32_jax_over_timm_time"] = hrnet[32]["ratio_jax_over_timm"]
+    smpl = benchmark_smpl(batch_sizes=(1, 64, 512))
+    out["smpl"] = {**smpl, "batches": {str(b): r for b, r in smpl["batches"].items()}}
+    out["smpl_speedup_over_smplx_b64"] = smpl["batches"][64]["speedup"]
+    return out
+
+
 def _row_line(row: dict) -> str:
     return (
         f"{row['config']:>10} {row['mode']:>5} {row['resolution']:>4}px "
-        f"{row['latency_ms']:9.1f} ms {row['fps']:7.2f} FPS {row['gflops']:8.1f} GFLOP "
-        f"{100 * row['fraction_of_peak']:5.1f}% of peak"
+        f"{row['latency_ms']:9.1f} ms/clip {row['frame_ms']:9.1f} ms/frame {row['fps']:7.2f} FPS "
+        f"{row['gflops']:8.1f} GFLOP {100 * row['fraction_of_peak']:5.1f}% of peak"
     )
 
 
 def markdown_table(report: dict) -> str:
+    device = report["rows"][0]["device"] if report["rows"] else "?"
     lines = [
-        f"Measured on: {report['machine']}; "
-        f"matmul peak {report['matmul_peak_gflops_per_s']:.0f} GFLOP/s.",
+        f"Measured on: {report['machine']}; device {device}; "
+        f"matmul peak {report['matmul_peak_gflops_per_s']:.0f} GFLOP/s at "
+        f"{report.get('matmul_peak_precision', 'float32, matmul precision HIGHEST')}.",
         "",
-        "| config | mode | input | latency (ms) | FPS | GFLOPs | % of matmul peak | compile (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| config | mode | input | batch | dtype | latency / clip (ms) | per frame (ms) | FPS "
+        "| GFLOPs | % of matmul peak | compile (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         lines.append(
-            f"| {r['config']} | {r['mode']} | {r['resolution']} | {r['latency_ms']:.1f} | "
-            f"{r['fps']:.2f} | {r['gflops']:.1f} | {100 * r['fraction_of_peak']:.1f} | "
-            f"{r['compile_s']:.1f} |"
+            f"| {r['config']} | {r['mode']} | {r['resolution']} | {r.get('batch', 1)} | "
+            f"{r.get('dtype', 'float32')} | {r['latency_ms']:.1f} | "
+            f"{r.get('frame_ms', r['latency_ms']):.1f} | {r['fps']:.2f} | {r['gflops']:.1f} | "
+            f"{100 * r['fraction_of_peak']:.1f} | {r['compile_s']:.1f} |"
         )
+    lines += _markdown_notes(report)
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_notes(report: dict) -> list[str]:
+    lines = [""]
+    video = [r for r in report["rows"] if r["mode"] == "video"]
+    if video:
+        lines.append(f"Video rows: per frame = {video[0]['frame_cost']}.")
+    if "demo" in report:
+        d = report["demo"]
+        lines.append(
+            f"End-to-end demo (decode, model, render, write; synthetic {d['resolution']} px "
+            f"video, {d['people_per_frame']} people, {d['frames']} frames): "
+            f"{d['demo_fps']:.2f} FPS, model-only inside the demo {d['demo_model_fps']:.2f} FPS."
+        )
+    for key in ("video_streaming_over_frame_cost", "demo_over_model_fps"):
+        if key in report:
+            lines.append(f"{key} = {report[key]:.2f}.")
     if "hrnet_w32_jax_over_timm_time" in report:
         lines += [
-            "",
             f"HRNet-W32 backbone at 512: JAX time / timm time = "
             f"{report['hrnet_w32_jax_over_timm_time']:.2f}.",
             f"SMPL forward at batch 64: JAX throughput / smplx = "
             f"{report['smpl_speedup_over_smplx_b64']:.1f}x.",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plot_fps(report: dict, path: Path) -> None:

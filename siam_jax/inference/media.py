@@ -1,20 +1,21 @@
 """Reading frames from an image, a folder of images or a video, and writing results.
 
-Video goes through PyAV (FFmpeg bindings, maintained); images through Pillow. Every writer writes
-to a temporary name in the destination folder and renames it into place, so an interrupted demo
-leaves no half-written file behind.
+Video goes through PyAV (FFmpeg bindings, maintained); images through Pillow. Every writer goes
+through ``siam_jax.common.files.atomic_path`` (a temporary name in the destination folder, renamed
+into place), so an interrupted demo leaves no half-written file behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float, Int, UInt8
+
+from siam_jax.common.files import atomic_path, write_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -93,23 +94,11 @@ def iter_frames(source: Source) -> Iterator[Frame]:
             raise ValueError(f"cannot decode video {source.path}: {e}") from e
 
 
-def _atomic_path(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-
-
 def write_image(path: str | os.PathLike, image: UInt8[np.ndarray, "h w 3"]) -> None:
     from PIL import Image
 
-    path = Path(path)
-    fd, tmp = _atomic_path(path)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class VideoWriter:
@@ -119,8 +108,8 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
-        fd, self._tmp = _atomic_path(self.path)
-        os.close(fd)
+        self._target = atomic_path(self.path)
+        self._tmp = self._target.__enter__()
         self._av = av
         self._container = av.open(self._tmp, mode="w", format="mp4")
         self._stream = None
@@ -147,11 +136,12 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
         self._container.close()
-        os.replace(self._tmp, self.path)
+        self._target.__exit__(None, None, None)  # renames the finished file into place
 
     def abort(self) -> None:
         self._container.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        err = RuntimeError("video writer aborted")
+        self._target.__exit__(type(err), err, None)  # removes the temporary file
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -167,18 +157,25 @@ def write_obj(
     path: str | os.PathLike, vertices: Float[np.ndarray, "v 3"], faces: Int[np.ndarray, "f 3"]
 ) -> None:
     """Wavefront OBJ (1-based face indices), written atomically."""
-    path = Path(path)
     lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in np.asarray(vertices, dtype=np.float64)]
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in np.asarray(faces, dtype=np.int64)]
-    fd, tmp = _atomic_path(path)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines) + "\n")
 
 
-def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+def list_inputs(path: str | os.PathLike) -> tuple[list[Path], bool]:
+    """``([inputs], batch)``: the videos of a folder of videos (batch), else ``[path]``.
+
+    A folder holding both videos and images is ambiguous and refused with a clear error.
+    """
     path = Path(path)
-    fd, tmp = _atomic_path(path)
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    if not path.is_dir():
+        return [path], False
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if videos and images:
+        raise ValueError(
+            f"folder {path} holds both videos ({videos[0].name}, ...) and images "
+            f"({images[0].name}, ...): pass a folder of videos or a folder of images"
+        )
+    return (videos, True) if videos else ([path], False)
