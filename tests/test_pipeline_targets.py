@@ -26,19 +26,20 @@ def _build(persons, k=3, size=64, sigma_min=1.0):
 
 def test_cells_heatmap_and_order():
     t = _build([_person(40.0, 20.0, 5.0), _person(7.4, 60.0, 2.0)])
-    # Nearest first: depth 2 then 5. Cell = floor((u + 0.5) / 8).
-    np.testing.assert_array_equal(t["center_cells"][:2], [[0, 7], [5, 2]])
+    # Nearest first: depth 2 then 5. Cell = nearest receptive-field centre 8c (models.tokens),
+    # c = floor(u / 8 + 0.5) clipped to [0, 7]: (7.4, 60) -> (1, 7), (40, 20) -> (5, 3).
+    np.testing.assert_array_equal(t["center_cells"][:2], [[1, 7], [5, 3]])
     np.testing.assert_array_equal(t["person_valid"], [True, True, False])
     np.testing.assert_array_equal(t["betas"][:, 0], [2.0, 5.0, 0.0])
     hm = t["center_heatmap"]
     assert hm.shape == (8, 8) and hm.dtype == np.float32
-    assert hm[7, 0] == 1.0 and hm[2, 5] == 1.0
+    assert hm[7, 1] == 1.0 and hm[3, 5] == 1.0
     assert hm.max() == 1.0
     # A Gaussian: value one cell away = exp(-1 / (2 sigma^2)) with sigma >= sigma_min.
-    sigma = np.sqrt(-1.0 / (2.0 * np.log(hm[2, 6])))
+    sigma = np.sqrt(-1.0 / (2.0 * np.log(hm[3, 6])))
     assert sigma >= 1.0 - 1e-6
-    np.testing.assert_allclose(hm[2, 4], hm[2, 6], rtol=1e-6)
-    np.testing.assert_allclose(hm[1, 5], hm[2, 6], rtol=1e-6)
+    np.testing.assert_allclose(hm[3, 4], hm[3, 6], rtol=1e-6)
+    np.testing.assert_allclose(hm[2, 5], hm[3, 6], rtol=1e-6)
 
 
 def test_outside_and_shared_cells_are_dropped():
@@ -51,7 +52,7 @@ def test_outside_and_shared_cells_are_dropped():
         ]
     )
     np.testing.assert_array_equal(t["betas"][:, 0], [4.0, 9.0, 0.0])
-    np.testing.assert_array_equal(t["center_cells"][:2], [[2, 2], [0, 7]])
+    np.testing.assert_array_equal(t["center_cells"][:2], [[3, 3], [0, 7]])
 
 
 def test_truncated_to_k_keeps_the_nearest():
