@@ -24,7 +24,6 @@ import numpy as np
 
 from siam_jax.data import clips as clips_lib
 
-
 # ROMP v1 (Arthur151/ROMP configs/v1.yml 'sample_prob', reference/TRAINING_DATA.md table 1), with
 # ROMP's per-dataset zoom ranges (h36m 1.4-2.0, mpiinf 1.3-1.9, muco 1.4-2.2, lsp 1.6-2.0; ROMP
 # h36m.py / mpi_inf_3dhp.py / MuCo.py / lsp.py scale_range), read as our zoom relative to the
