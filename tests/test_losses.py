@@ -249,12 +249,10 @@ def test_centre_negatives_only_in_fully_annotated_frames_outside_dont_care():
     batch = {"center_heatmap": y, "center_ignore": ignore, "all_persons_annotated": full,
              "person_valid": np.zeros((1, 2, 1), bool)}  # fmt: skip
     batch |= {f: np.zeros((1, 2, 1), bool) for f in losses.BATCH_KEYS if f.startswith("has_")}
-    nk = 61
-    batch |= {"keypoints_3d": np.zeros((1, 2, 1, nk, 3)), "keypoints_2d": np.zeros((1, 2, 1, nk, 2)),
-              "keypoints_3d_visibility": np.zeros((1, 2, 1, nk)), "joints_3d": np.zeros((1, 2, 1, 24, 3)),
-              "keypoints_2d_visibility": np.zeros((1, 2, 1, nk)), "joints_2d": np.zeros((1, 2, 1, 24, 2)),
-              "visibility": np.zeros((1, 2, 1, 24)), "joints_h36m_3d": np.zeros((1, 2, 1, 17, 3)),
-              "h36m_visibility": np.zeros((1, 2, 1, 17))}  # fmt: skip
+    shapes = {"keypoints_3d": (61, 3), "keypoints_2d": (61, 2), "keypoints_3d_visibility": (61,),
+              "keypoints_2d_visibility": (61,), "joints_3d": (24, 3), "joints_2d": (24, 2),
+              "visibility": (24,), "joints_h36m_3d": (17, 3), "h36m_visibility": (17,)}  # fmt: skip
+    batch |= {name: np.zeros((1, 2, 1, *shape)) for name, shape in shapes.items()}
     counts = losses.supervision_counts(batch)
     assert float(counts["center_positives"]) == 2 and float(counts["center_negatives"]) == 2
 

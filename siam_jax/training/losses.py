@@ -169,7 +169,7 @@ def alignment_root(
 ) -> tuple[Array, Array, Array]:
     """(pred root, GT root, found) per person: the first of ``PELVIS_CANDIDATES`` whose points
     all have weight > 0 in the superset (mean of its points), the same points for both."""
-    pred_root = jnp.zeros(pred.shape[:-2] + (3,), pred.dtype)
+    pred_root = jnp.zeros((*pred.shape[:-2], 3), pred.dtype)
     gt_root = jnp.zeros_like(pred_root)
     found = jnp.zeros(pred.shape[:-2], bool)
     for names in reversed(PELVIS_CANDIDATES):  # the first candidate is applied last: it wins
@@ -297,7 +297,7 @@ def gt_superset_3d(batch: Mapping[str, Array]) -> tuple[Array, Array]:
     w = batch["keypoints_3d_visibility"].astype(jnp.float32)
     w = w * _flag(batch, "has_keypoints_3d").astype(jnp.float32)[..., None]
     has_3d = _flag(batch, "has_3d").astype(jnp.float32)[..., None]
-    smpl_w = jnp.broadcast_to(has_3d, w.shape[:-1] + (len(_SMPL_POINTS),))
+    smpl_w = jnp.broadcast_to(has_3d, (*w.shape[:-1], len(_SMPL_POINTS)))
     pts, w = _merge(pts, w, _SMPL_POINTS, batch["joints_3d"].astype(jnp.float32), smpl_w)
     h36m_w = batch["h36m_visibility"].astype(jnp.float32)
     h36m_w = h36m_w * _flag(batch, "has_h36m").astype(jnp.float32)[..., None]
@@ -335,7 +335,7 @@ def predicted_superset(
     ok = available_points(regressors, vertices.shape[-2])
     names = tuple(n for n, a in zip(kp_lib.KEYPOINT_NAMES, ok, strict=True) if a)
     sub = kp_lib.regress_keypoints(vertices, joints, regressors, names)
-    full = jnp.zeros(joints.shape[:-2] + (kp_lib.NUM_KEYPOINTS, 3), sub.dtype)
+    full = jnp.zeros((*joints.shape[:-2], kp_lib.NUM_KEYPOINTS, 3), sub.dtype)
     return full.at[..., jnp.asarray(np.flatnonzero(ok)), :].set(sub), ok
 
 
