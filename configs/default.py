@@ -127,9 +127,14 @@ def get_config() -> ml_collections.ConfigDict:
     o.ema_decay = 0.0  # EMA of the parameters (validation uses it); 0 = off, e.g. 0.9999
     config.init_checkpoint = ""  # siam-jax checkpoint dir to start from (after own resume)
     config.loss = w = ml_collections.ConfigDict()
+    # Each term is masked by its own supervision flag (siam_jax/training/losses.py TERM_FLAGS).
     w.center = 1.0
-    w.pose = 1.0
+    w.pose = 1.0  # body_pose, 23 joints (has_pose)
+    # One joint of the 24 of the former joint pose loss (SPIN/ROMP: orientation is joint 0 of
+    # the pose loss): 1/24 of the pose weight. has_global_orient (off for AGORA, as BEV).
+    w.global_orient = 0.04
     w.betas = 0.1
+    w.transl = 0.0  # L1 on SMPL transl (has_transl); 0 = off, as before (docs/choices.md)
     w.keypoints_3d = 5.0
     w.keypoints_2d = 1.0
     w.vertices = 1.0

@@ -197,3 +197,37 @@ def test_uint8_jitter_matches_float_jitter():
     want = augment.color_jitter(image / 255.0, factors) * 255.0
     assert np.max(np.abs(got - want)) <= 1.0  # uint8 rounding
     assert np.max(np.abs(got - image)) > 10  # and it did change the colours
+
+
+def test_visibility_recomputed_after_crop_and_shift():
+    """Hand-computed: a 100x100 image into a 100 px input. Zoom 2 about the centre maps
+    u -> 2 u - 49.5 (centre 49.5 fixed); a point is inside when -0.5 <= u' < 99.5."""
+    n = 1
+    p = schema.stack_persons([schema.empty_person() for _ in range(n)])
+    us = np.array([10.0, 30.0, 74.0, 74.5, 24.5])  # -> -29.5, 10.5, 98.5, 99.5, -0.5
+    p["joints_2d"][0, :5] = np.stack([us, np.full(5, 49.5)], -1)
+    p["visibility"][0, :5] = 1.0
+    j = [1, 5, 30, 44, 50]  # superset points, any five
+    p["keypoints_2d"][0, j] = np.stack([us, np.full(5, 49.5)], -1)
+    p["keypoints_2d_visibility"][0, j] = 1.0
+    p["has_keypoints_2d"][0] = True
+    k = np.array([[100.0, 0, 49.5], [0, 100.0, 49.5], [0, 0, 1]])
+    tr = augment.frame_transform((100, 100), k, augment.AugmentParams(scale=2.0), 100)
+    out = augment.transform_persons(p, tr, None)
+    np.testing.assert_allclose(out["joints_2d"][0, :5, 0], [-29.5, 10.5, 98.5, 99.5, -0.5])
+    want = [0.0, 1.0, 1.0, 0.0, 1.0]
+    np.testing.assert_array_equal(out["visibility"][0, :5], want)
+    np.testing.assert_array_equal(out["keypoints_2d_visibility"][0, j], want)
+    assert out["visibility"][0, 5:].sum() == 0  # unlabelled joints stay unlabelled
+    # A shift of +30 px: u -> u + 30, so 69 stays (99) and 70 leaves (100).
+    p["joints_2d"][0, :2, 0] = (69.0, 70.0)
+    tr = augment.frame_transform((100, 100), k, augment.AugmentParams(shift=(30.0, 0.0)), 100)
+    out = augment.transform_persons(p, tr, None)
+    np.testing.assert_array_equal(out["visibility"][0, :2], [1.0, 0.0])
+    # A 90 degree roll about the principal point (49.5, 49.5): (u, v) -> (99 - v, u), so a point
+    # at v = 49.5 keeps u' = 49.5 and v' = u: u = 120 (outside before) stays outside.
+    p["joints_2d"][0, :2] = ((10.0, 49.5), (120.0, 49.5))
+    tr = augment.frame_transform((100, 100), k, augment.AugmentParams(rotation=np.pi / 2), 100)
+    out = augment.transform_persons(p, tr, None)
+    np.testing.assert_allclose(out["joints_2d"][0, :2], [[49.5, 10.0], [49.5, 120.0]], atol=1e-6)
+    np.testing.assert_array_equal(out["visibility"][0, :2], [1.0, 0.0])

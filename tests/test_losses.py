@@ -52,6 +52,7 @@ def _perfect_outputs(batch, body):
     )
     return {
         "center_heatmap": jnp.asarray(batch["center_heatmap"]),
+        "pred_cam_t": jnp.asarray(batch["transl"]),
         "pred_smpl_params": {"global_orient": go, "body_pose": bp, "betas": batch["betas"]},
         "pred_vertices": out.vertices,
         "pred_keypoints_3d": jnp.asarray(batch["joints_3d"]),
@@ -78,7 +79,8 @@ def _terms(outputs, batch, body, aux=None):
 def test_perfect_prediction_has_zero_regression_losses(setup):
     body, batch = setup
     total, terms = _terms(_perfect_outputs(batch, body), batch, body)
-    for name in ("pose", "betas", "keypoints_3d", "keypoints_2d", "vertices"):
+    for name in ("pose", "global_orient", "betas", "transl", "keypoints_3d", "keypoints_2d",
+                 "vertices"):  # fmt: skip
         np.testing.assert_allclose(terms[name], 0.0, atol=2e-6, err_msg=name)
     # total is the weighted sum of the terms
     np.testing.assert_allclose(total, sum(terms.values()), rtol=1e-6)
@@ -104,13 +106,15 @@ def test_masks_and_invariances(setup):
     _, terms = _terms(shifted, batch, body)
     np.testing.assert_allclose(terms["keypoints_3d"], 0.0, atol=2e-6)
     np.testing.assert_allclose(terms["vertices"], 0.0, atol=2e-6)
-    # 3) 2D: a shift of d pixels on every joint costs d / input_size per coordinate (L1 sum of
-    #    the two coordinates), and only visible joints count.
+    # 3) 2D: the predicted points are projected through the batch intrinsics (f = 40). Moving
+    #    each predicted 3D joint by d z / f along x moves its projection by d pixels in u: the
+    #    loss is d / input_size (only u moves), whatever the joint's depth.
     d = 3.0
     moved = dict(perfect)
-    moved["pred_keypoints_2d"] = perfect["pred_keypoints_2d"] + d
+    j3 = perfect["pred_keypoints_3d"]
+    moved["pred_keypoints_3d"] = j3.at[..., 0].add(d * j3[..., 2] / 40.0)
     _, terms = _terms(moved, batch, body)
-    np.testing.assert_allclose(terms["keypoints_2d"], 2 * d / h.INPUT, rtol=1e-5)
+    np.testing.assert_allclose(terms["keypoints_2d"], d / h.INPUT, rtol=1e-4)
     # 4) has_3d = False removes the person from the 3D loss.
     no3d = dict(batch, has_3d=np.zeros_like(batch["has_3d"]))
     _, terms = _terms(moved | {"pred_keypoints_3d": perfect["pred_keypoints_3d"] * 2}, no3d, body)
@@ -132,6 +136,7 @@ def test_pose_and_betas_losses_closed_form(setup):
     wrong["pred_smpl_params"] = smpl
     _, terms = _terms(wrong, batch, body)
     np.testing.assert_allclose(terms["pose"], 8.0 / 9.0, rtol=1e-5)
+    np.testing.assert_allclose(terms["global_orient"], 8.0 / 9.0, rtol=1e-5)
     np.testing.assert_allclose(terms["betas"], 0.25, rtol=1e-5)
     # the prior is the mean squared norm of the predicted betas over the real persons
     b = np.asarray(smpl["betas"])
@@ -149,7 +154,8 @@ def test_empty_batch_gives_zero_not_nan(setup):
         return _terms(o, empty, body, aux={"fd_decorrelation": jnp.float32(0.5)})[0]
 
     _, terms = _terms(outputs, empty, body, aux={"fd_decorrelation": jnp.float32(0.5)})
-    for name in ("pose", "betas", "keypoints_3d", "keypoints_2d", "vertices", "betas_prior"):
+    for name in ("pose", "global_orient", "betas", "transl", "keypoints_3d", "keypoints_2d",
+                 "vertices", "betas_prior"):  # fmt: skip
         assert float(terms[name]) == 0.0, name
     assert float(terms["decorrelation"]) == 0.5
     g = jax.grad(total)(outputs)
@@ -182,3 +188,138 @@ def test_zero_weight_terms_are_not_computed(setup):
     )  # fmt: skip
     assert set(terms) == set(WEIGHTS) - {"vertices", "betas"}
     np.testing.assert_allclose(total, sum(terms.values()), rtol=1e-6)
+
+
+FLAG_TERMS = {
+    "has_pose": ("pose", "vertices"),
+    "has_global_orient": ("global_orient", "vertices"),
+    "has_betas": ("betas", "vertices"),
+    "has_transl": ("transl",),
+    "has_3d": ("keypoints_3d",),
+    "has_2d": ("keypoints_2d",),
+}
+
+
+def _wrong(batch, body):
+    """Every per-person prediction off: rotations flipped, betas, translation and joints moved."""
+    out = _perfect_outputs(batch, body)
+    flip = jnp.diag(jnp.array([1.0, -1.0, -1.0]))
+    smpl = dict(out["pred_smpl_params"])
+    smpl["body_pose"] = smpl["body_pose"] @ flip
+    smpl["global_orient"] = smpl["global_orient"] @ flip
+    smpl["betas"] = jnp.asarray(batch["betas"]) + 0.5
+    out["pred_smpl_params"] = smpl
+    out["pred_cam_t"] = out["pred_cam_t"] + 0.2
+    j3 = out["pred_keypoints_3d"]
+    out["pred_keypoints_3d"] = j3 * jnp.array([1.1, 0.9, 1.0])  # not a pure shift
+    return out
+
+
+@pytest.mark.parametrize("flag", sorted(FLAG_TERMS))
+def test_each_term_is_masked_by_its_own_flag(setup, flag):
+    body, batch = setup
+    wrong = _wrong(batch, body)
+    _, on = _terms(wrong, batch, body)
+    _, off = _terms(wrong, dict(batch, **{flag: np.zeros_like(batch[flag])}), body)
+    for name in ("pose", "global_orient", "betas", "transl", "keypoints_3d", "keypoints_2d",
+                 "vertices"):  # fmt: skip
+        assert float(on[name]) > 1e-4, name  # every term is supervised with all flags on
+        if name in FLAG_TERMS[flag]:
+            assert float(off[name]) == 0.0, (flag, name)
+        else:
+            np.testing.assert_allclose(off[name], on[name], rtol=1e-6, err_msg=(flag, name))
+    counts = losses.supervision_counts(dict(batch, **{flag: np.zeros_like(batch[flag])}))
+    for name in FLAG_TERMS[flag]:
+        assert float(counts[name]) == 0.0, (flag, name)
+
+
+def test_centre_negatives_only_in_fully_annotated_frames_outside_dont_care():
+    # Hand-computed: b=1, t=2 frames of 2x2 cells. Frame 0 fully annotated, cell (0, 1)
+    # don't-care; frame 1 not fully annotated: only its peak counts.
+    p = np.array([[[[0.9, 0.3], [0.2, 0.6]], [[0.4, 0.7], [0.5, 0.1]]]], np.float32)
+    y = np.array([[[[1.0, 0.5], [0.0, 0.25]], [[0.0, 1.0], [0.5, 0.0]]]], np.float32)
+    ignore = np.zeros((1, 2, 2, 2), bool)
+    ignore[0, 0, 0, 1] = True
+    full = np.array([[True, False]])
+    neg = full[..., None, None] & ~ignore
+    got = losses.center_focal_loss(jnp.asarray(p), jnp.asarray(y), None, jnp.asarray(neg))
+    pos = -np.log(0.9) * 0.1**2 - np.log(0.7) * 0.3**2
+    negs = -np.log(1 - 0.2) * 0.2**2 * 1.0**4 - np.log(1 - 0.6) * 0.6**2 * 0.75**4
+    np.testing.assert_allclose(got, (pos + negs) / 2, rtol=1e-5)
+    batch = {"center_heatmap": y, "center_ignore": ignore, "all_persons_annotated": full,
+             "person_valid": np.zeros((1, 2, 1), bool)}  # fmt: skip
+    batch |= {f: np.zeros((1, 2, 1), bool) for f in losses.BATCH_KEYS if f.startswith("has_")}
+    shapes = {"keypoints_3d": (61, 3), "keypoints_2d": (61, 2), "keypoints_3d_visibility": (61,),
+              "keypoints_2d_visibility": (61,), "joints_3d": (24, 3), "joints_2d": (24, 2),
+              "visibility": (24,), "joints_h36m_3d": (17, 3), "h36m_visibility": (17,)}  # fmt: skip
+    batch |= {name: np.zeros((1, 2, 1, *shape)) for name, shape in shapes.items()}
+    counts = losses.supervision_counts(batch)
+    assert float(counts["center_positives"]) == 2 and float(counts["center_negatives"]) == 2
+
+
+def test_dataset_keypoints_against_points_regressed_from_the_predicted_mesh():
+    """COCO-style person: nose, dataset hips (SPIN's extra points) and the H36M head; the GT is
+    computed here with numpy from the GT mesh (vertex 332 = smplx 'nose'; the procedural model's
+    H36M regressor rows), independently of keypoints.regress_keypoints."""
+    from siam_jax import body as body_lib
+    from siam_jax.body import joint_sets
+    from siam_jax.body import keypoints as kp
+
+    model = body_lib.make_procedural_body_model(seed=0)
+    r = np.random.default_rng(3)
+    betas = r.normal(0, 0.5, (1, 1, 1, 10)).astype(np.float32)
+    pose = r.normal(0, 0.2, (1, 1, 1, 23, 3)).astype(np.float32)
+    orient = np.array([[[[np.pi, 0.0, 0.0]]]], np.float32)
+    transl = np.array([[[[0.1, 0.2, 4.0]]]], np.float32)
+    out = model(betas=betas, body_pose=pose, global_orient=orient, transl=transl)
+    verts = np.asarray(out.vertices, np.float64)[0, 0, 0]
+    h36m = np.asarray(model.h36m_regressor, np.float64) @ verts
+    hn = joint_sets.H36M_JOINT_NAMES
+    points = {
+        "nose": verts[332],
+        "lsp_left_hip": h36m[hn.index("left_hip")],
+        "lsp_right_hip": h36m[hn.index("right_hip")],
+        "h36m_head": h36m[hn.index("head_top")],
+    }
+    k = np.array([[500.0, 0, 63.5], [0, 500.0, 63.5], [0, 0, 1]], np.float32)
+    batch = h.schema2_defaults(1, 1, 1, 16, np.zeros((1, 1, 1), bool))
+    for name, xyz in points.items():
+        j = kp.KEYPOINT_INDEX[name]
+        batch["keypoints_3d"][0, 0, 0, j] = xyz
+        batch["keypoints_3d_visibility"][0, 0, 0, j] = 1
+        uvw = k @ xyz
+        batch["keypoints_2d"][0, 0, 0, j] = uvw[:2] / uvw[2]
+        batch["keypoints_2d_visibility"][0, 0, 0, j] = 1
+    batch.update(
+        has_keypoints_3d=np.ones((1, 1, 1), bool), has_keypoints_2d=np.ones((1, 1, 1), bool),
+        has_3d=np.zeros((1, 1, 1), bool), has_2d=np.zeros((1, 1, 1), bool),
+        has_smpl=np.zeros((1, 1, 1), bool), person_valid=np.ones((1, 1, 1), bool),
+        intrinsics=k[None, None], center_heatmap=np.zeros((1, 1, 16, 16), np.float32),
+        betas=betas, body_pose=pose, global_orient=orient, transl=transl,
+        joints_3d=np.zeros((1, 1, 1, 24, 3), np.float32),
+        joints_2d=np.zeros((1, 1, 1, 24, 2), np.float32),
+        visibility=np.zeros((1, 1, 1, 24), np.float32),
+    )  # fmt: skip
+
+    def run(vertices, joints):
+        outputs = {"pred_vertices": jnp.asarray(vertices, jnp.float32),
+                   "pred_keypoints_3d": jnp.asarray(joints, jnp.float32)}  # fmt: skip
+        w = {"keypoints_3d": 1.0, "keypoints_2d": 1.0}
+        return losses.compute_losses(
+            outputs, {}, batch, body_model=model, weights=w, input_size=128
+        )[1]
+
+    v, j = np.asarray(out.vertices), np.asarray(out.joints)
+    terms = run(v, j)
+    np.testing.assert_allclose(terms["keypoints_3d"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(terms["keypoints_2d"], 0.0, atol=1e-5)
+    # 3D is aligned at the dataset hips' midpoint: a shifted mesh costs nothing in 3D.
+    np.testing.assert_allclose(run(v + 0.3, j + 0.3)["keypoints_3d"], 0.0, atol=1e-6)
+    # Moving only the nose vertex by 0.12 m in x: one of the four points is off by 0.12 in one
+    # of three coordinates -> L1 mean 0.12 / 3 / 4; in 2D by 500 * 0.12 / z_nose pixels in u.
+    v2 = v.copy()
+    v2[..., 332, 0] += 0.12
+    terms = run(v2, j)
+    np.testing.assert_allclose(terms["keypoints_3d"], 0.12 / 3 / 4, rtol=1e-4)
+    du = 500 * 0.12 / points["nose"][2]
+    np.testing.assert_allclose(terms["keypoints_2d"], du / 128 / 4, rtol=1e-3)

@@ -8,6 +8,7 @@ from flax import nnx
 
 from configs import tiny
 from siam_jax.models import OUTPUT_KEYS, build_model
+from siam_jax.models import tokens as tokens_lib
 
 B, K, S = 2, 4, 64  # batch, instance slots (tiny config), input size
 
@@ -113,7 +114,9 @@ def test_vocabulary_shapes_and_compiled_once(video):
     np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-4)
     assert (np.asarray(out["pred_cam_t"])[..., 2] > 0).all()
     # centres are the cell centres, scores the heatmap there
-    np.testing.assert_allclose(np.asarray(out["centers"]), np.asarray(cells) * 8 + 3.5)
+    np.testing.assert_allclose(
+        np.asarray(out["centers"]), np.asarray(cells) * 8 + tokens_lib.CELL_CENTRE_OFFSET
+    )
     hm = np.asarray(out["center_heatmap"])
     c = np.asarray(cells)
     bi, ti, _ki = np.indices((B, t, K))
@@ -128,7 +131,7 @@ def test_inference_takes_top_k_peaks(video):
     out, _ = video(_images(2))
     scores, valid = np.asarray(out["scores"]), np.asarray(out["valid"])
     hm = np.asarray(out["center_heatmap"])
-    cells = ((np.asarray(out["centers"]) - 3.5) / 8).astype(int)
+    cells = np.round((np.asarray(out["centers"]) - tokens_lib.CELL_CENTRE_OFFSET) / 8).astype(int)
     bi, ti, _ = np.indices(scores.shape)
     np.testing.assert_allclose(scores, hm[bi, ti, cells[..., 1], cells[..., 0]])
     # valid slots: 3x3 local maxima above the threshold, best first, and no peak above the

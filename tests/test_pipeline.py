@@ -25,6 +25,19 @@ CONTRACT = {
     "has_smpl": ((3,), "b"),
     "has_3d": ((3,), "b"),
     "has_2d": ((3,), "b"),
+    # schema 2: per-term flags, the keypoint superset (61 named points), centre don't-care
+    "has_pose": ((3,), "b"),
+    "has_global_orient": ((3,), "b"),
+    "has_betas": ((3,), "b"),
+    "has_transl": ((3,), "b"),
+    "has_keypoints_2d": ((3,), "b"),
+    "has_keypoints_3d": ((3,), "b"),
+    "keypoints_2d": ((3, 61, 2), "f"),
+    "keypoints_2d_visibility": ((3, 61), "f"),
+    "keypoints_3d": ((3, 61, 3), "f"),
+    "keypoints_3d_visibility": ((3, 61), "f"),
+    "center_ignore": ((4, 4), "b"),
+    "all_persons_annotated": ((), "b"),
 }
 
 
@@ -287,3 +300,39 @@ def test_worker_processes_outside_an_absl_app_name_the_fix(data_dir, rest_root):
         pytest.skip("flags were parsed by the caller of this test session")
     with pytest.raises(RuntimeError, match=r"absl\.flags\.FLAGS\(sys\.argv\[:1\]\)"):
         _it(_config(data_dir, **{"data.num_workers": 2}), rest_root)
+
+
+def test_image_dataset_feeds_video_configs_as_static_clips(data_dir, rest_root):
+    # video=False: each clip is one record repeated clip_len times (one augmentation draw).
+    c = _config(data_dir, **{"model.clip_len": 3})
+    c.data.train = [("pipeline_fixture:a", 1.0, {"video": False})]
+    b = next(_it(c, rest_root))
+    assert b["image"].shape[:2] == (4, 3)
+    np.testing.assert_array_equal(np.diff(b["frame_index"], axis=1), 0)
+    for key in ("image", "betas", "joints_2d", "center_heatmap"):
+        np.testing.assert_array_equal(
+            b[key][:, 1:], np.broadcast_to(b[key][:, :1], b[key][:, 1:].shape)
+        )
+
+
+def test_clip_index_is_built_once_and_reused_by_every_evaluation(data_dir, rest_root):
+    clips.clear_cache()
+    c = _config(data_dir, **{"model.clip_len": 2, "data.eval_dataset": "pipeline_fixture:a"})
+    before = clips.build_count()
+    first = [next(_it(c, rest_root, train=False, split="train")) for _ in range(2)]
+    assert clips.build_count() == before + 1
+    again = next(_it(c, rest_root, train=False, split="train"))  # a later evaluation
+    assert clips.build_count() == before + 1
+    _assert_equal_batches(first[0], again)
+
+
+def test_per_dataset_augmentation_overrides(data_dir, rest_root):
+    c = _config(data_dir)
+    c.data.train = [("pipeline_fixture:a", 1.0, {"scale": (1.5, 1.5), "flip_prob": 0.0})]
+    over = [{"scale": (1.5, 1.5), "flip_prob": 0.0}]
+    loader = pipeline.ClipLoader([None], c, train=True, rest_root=rest_root, augment_overrides=over)
+    assert loader.augment[0].scale == (1.5, 1.5) and loader.augment[0].flip_prob == 0.0
+    assert loader.augment[0].rotation_degrees == c.data.augment.rotation_degrees
+    c.data.train = [("pipeline_fixture:a", 1.0, {"zoom": 2.0})]
+    with pytest.raises(ValueError, match="zoom"):
+        _it(c, rest_root)

@@ -52,12 +52,57 @@ def test_gather_cells_reads_x_y():
 
 
 def test_cell_centre_pixels_round_trip_the_data_convention():
-    # siam_jax/data/targets.py: cell = floor((u + 0.5) / 8); the centre pixel must map back.
+    # siam_jax/data/targets.py assigns a pixel to its nearest cell centre: the centre maps back.
+    from siam_jax.data import targets
+
     cells = jnp.asarray(np.arange(64).reshape(32, 2) % 64, jnp.int32)
     px = np.asarray(tokens.cell_centers_px(cells))
-    np.testing.assert_array_equal(np.floor((px + 0.5) / 8).astype(int), np.asarray(cells))
-    # and it is the middle of the cell's pixel edges [8c, 8c + 8) (pixel centres at integers).
-    np.testing.assert_allclose(px + 0.5, np.asarray(cells) * 8 + 4.0)
+    np.testing.assert_array_equal(targets.cell_of_pixel(px, 64), np.asarray(cells))
+    # closed form of the 3x3 / stride-2 / pad-1 stack: centre 8c (not 8c + 3.5)
+    np.testing.assert_allclose(px, np.asarray(cells) * 8.0)
+    # pixels up to 4 px either side of a centre go to that cell
+    np.testing.assert_array_equal(targets.cell_of_pixel(px + 3.9, 64), np.asarray(cells))
+    np.testing.assert_array_equal(targets.cell_of_pixel(px - 4.0, 64), np.asarray(cells))
+
+
+def test_receptive_field_centre_closed_form():
+    # one layer: output i centred on s i + (k - 1) / 2 - p
+    assert tokens.receptive_field_centre(((3, 2, 1),)) == (2, 0.0)
+    assert tokens.receptive_field_centre(((4, 2, 1),)) == (2, 0.5)
+    # two layers (k=2, s=2, p=0) twice: centres 0.5 then 2 * 0.5 + 0.5 * 2 = 2 -> 4c + 1.5
+    assert tokens.receptive_field_centre(((2, 2, 0), (2, 2, 0))) == (4, 1.5)
+    assert (tokens.FEATURE_STRIDE, tokens.CELL_CENTRE_OFFSET) == (8, 0.0)
+
+
+def test_feature_stack_is_the_built_network():
+    from flax import nnx
+
+    from siam_jax.models import hrnet, neck
+
+    net = hrnet.HRNet(4, num_modules=(1, 1, 1, 1), num_blocks=1, stem_width=8, rngs=nnx.Rngs(0))
+    nk = neck.Neck(4, 8, rngs=nnx.Rngs(0))
+    built = [(c.kernel_size, c.stride, c.padding) for c in (net.conv1, net.conv2)]
+    d = nk.down
+    built.append((d.kernel_size[0], d.strides[0], d.padding[0][0]))
+    assert tuple(built) == tokens.FEATURE_STACK
+
+
+def test_cell_centre_is_the_centroid_of_a_uniform_conv_stack():
+    # Independent numeric check: uniform 3x3 kernels (weights 1/9) over a ramp image x(u) = u
+    # give, at interior cells, the mean input coordinate of the receptive field = its centre.
+    import jax
+
+    x = jnp.broadcast_to(jnp.arange(128, dtype=jnp.float32)[None, :], (128, 128))[None, ..., None]
+    for k, s, p in tokens.FEATURE_STACK:
+        w = jnp.full((k, k, 1, 1), 1.0 / (k * k), jnp.float32)
+        x = jax.lax.conv_general_dilated(
+            x, w, (s, s), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+    row = np.asarray(x[0, 8, :, 0])
+    c = np.arange(row.shape[0])
+    interior = (c >= 2) & (c <= row.shape[0] - 3)
+    centres = np.asarray(tokens.cell_centers_px(jnp.stack([c, c], -1)))[:, 0]
+    np.testing.assert_allclose(row[interior], centres[interior], atol=1e-4)
 
 
 def test_normalised_cell_xy_is_in_unit_square():

@@ -200,6 +200,27 @@ def make_batch(
         "has_3d": has.copy(),
         "has_2d": has.copy(),
         "batch_valid": np.ones((b,), bool),
+        **schema2_defaults(b, t, k, hw, has),
+    }
+
+
+def schema2_defaults(b: int, t: int, k: int, hw: int, has: np.ndarray) -> dict:
+    """The schema-2 batch fields of a fully SMPL-annotated fake batch (every SMPL term supervised,
+    no dataset keypoints, fully annotated frames without don't-care cells)."""
+    from siam_jax.data import schema
+
+    nk = schema.NUM_KEYPOINTS
+    return {
+        "center_ignore": np.zeros((b, t, hw, hw), bool),
+        "all_persons_annotated": np.ones((b, t), bool),
+        "joints_h36m_3d": np.zeros((b, t, k, 17, 3), np.float32),
+        "h36m_visibility": np.zeros((b, t, k, 17), np.float32),
+        "keypoints_3d": np.zeros((b, t, k, nk, 3), np.float32),
+        "keypoints_3d_visibility": np.zeros((b, t, k, nk), np.float32),
+        "keypoints_2d": np.zeros((b, t, k, nk, 2), np.float32),
+        "keypoints_2d_visibility": np.zeros((b, t, k, nk), np.float32),
+        **{f: has.copy() for f in ("has_pose", "has_global_orient", "has_betas", "has_transl")},
+        **{f: np.zeros_like(has) for f in ("has_h36m", "has_keypoints_3d", "has_keypoints_2d")},
     }
 
 

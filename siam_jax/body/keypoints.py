@@ -285,6 +285,41 @@ class KeypointRegressors:
         return cls(**out)
 
 
+# Rows of SPIN's J_regressor_extra approximated by the body model's own regressors, for a model
+# without SPIN's file (the procedural model): each extra point as the H36M-17 row SPIN itself
+# equates it with (SPIN constants.py H36M_TO_J17: LSP neck <- H36M thorax, LSP head top <- H36M
+# head; SPIN's 'Jaw (H36M)' / 'Head (H36M)' are H36M joints 9 / 10, 'Spine (H36M)' joint 7).
+MODEL_EXTRA_ROWS: dict[str, str] = {
+    "lsp_right_hip": "right_hip", "lsp_left_hip": "left_hip", "lsp_neck": "thorax",
+    "lsp_head_top": "head_top", "mpii_pelvis": "pelvis", "mpii_thorax": "thorax",
+    "h36m_spine": "spine", "h36m_jaw": "neck_nose", "h36m_head": "head_top",
+}  # fmt: skip
+
+
+def model_extra_regressor(h36m_regressor: Float[Array, "17 v"]) -> Float[Array, "9 v"]:
+    """``[9 V]``: the extra points as rows of the model's H36M regressor (``MODEL_EXTRA_ROWS``);
+    numpy or JAX arrays (also traced: the body model may be a jit argument)."""
+    rows = [joint_sets.H36M_JOINT_NAMES.index(MODEL_EXTRA_ROWS[n]) for n in EXTRA_REGRESSOR_NAMES]
+    return jnp.asarray(h36m_regressor)[jnp.asarray(rows)]
+
+
+def regressors_of_model(body_model) -> KeypointRegressors:
+    """The superset regressors a body model carries itself: its H36M regressor (None if it has
+    none) and, from it, ``model_extra_regressor`` (the procedural model's extra regressor; with a
+    real SMPL pass SPIN's J_regressor_extra.npy through ``KeypointRegressors.from_folder``)."""
+    h36m = getattr(body_model, "h36m_regressor", None)
+    if h36m is None:
+        return KeypointRegressors()
+    return KeypointRegressors(extra=model_extra_regressor(h36m), h36m=h36m)
+
+
+def available_names(regressors: KeypointRegressors) -> tuple[str, ...]:
+    """The superset points ``regress_keypoints`` can compute with ``regressors``."""
+    have = {"smpl", "vertex"}
+    have |= {s for s in ("extra", "h36m") if getattr(regressors, s) is not None}
+    return tuple(p.name for p in KEYPOINTS if p.source in have)
+
+
 def load_regressor(path: str | os.PathLike, source: str, num_vertices: int = 6890) -> np.ndarray:
     """A dense SPIN regressor ``.npy`` ([9 V] extra or [17 V] h36m), its shape checked."""
     rows = {"extra": NUM_EXTRA_REGRESSOR_ROWS, "h36m": len(joint_sets.H36M_JOINT_NAMES)}[source]
@@ -356,15 +391,19 @@ __all__ = [
     "KEYPOINT_FLIP_PERM",
     "KEYPOINT_INDEX",
     "KEYPOINT_NAMES",
+    "MODEL_EXTRA_ROWS",
     "MPI_INF_28_TO_17",
     "NUM_KEYPOINTS",
     "KeypointRegressors",
     "PointSpec",
+    "available_names",
     "dataset_joint_names",
     "dataset_to_superset",
     "flip_permutation",
     "load_regressor",
     "mirror_name",
+    "model_extra_regressor",
     "regress_keypoints",
+    "regressors_of_model",
     "required_sources",
 ]

@@ -17,6 +17,12 @@ about the rest root joint J0 (smplx/lbs.py: batch_rigid_transform keeps J0 fixed
 rotation R maps ``transl`` to ``R (J0 + t) - J0``, not ``R t`` (docs/architecture.md conventions);
 J0 comes from ``siam_jax.body.RestRoot``.
 
+The dataset's own joints (``schema.KEYPOINT_FIELDS``, the named superset) move with the same maps:
+on a flip by the superset's left/right permutation (``keypoints.KEYPOINT_FLIP_PERM``, by name).
+After the transform the 2D visibilities (``visibility``, ``keypoints_2d_visibility``) are
+recomputed: a point the crop, zoom, shift or rotation pushed outside the network input (pixel
+edges [-0.5, S - 0.5), as the builders test at build time) gets visibility 0 (issue 20).
+
 Everything here is numpy (images warped with PIL, bilinear; rotations through the numpy path of
 ``siam_jax.body.rotations``), so Grain workers never run JAX.
 """
@@ -31,6 +37,7 @@ import numpy as np
 from jaxtyping import Float, Int, UInt8
 
 from siam_jax.body import RestRoot, joint_sets, rotations
+from siam_jax.body import keypoints as keypoints_lib
 from siam_jax.data import schema
 
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
@@ -39,6 +46,7 @@ _MIRROR = np.diag([-1.0, 1.0, 1.0])
 # SMPL-24 and H36M-17 left/right permutations (SPIN constants.py, via siam_jax.body).
 _SMPL_FLIP_PERM = np.asarray(joint_sets.SMPL_JOINTS_FLIP_PERM, dtype=np.int64)
 _H36M_FLIP_PERM = np.asarray(joint_sets.H36M_FLIP_PERM, dtype=np.int64)
+_KEYPOINT_FLIP_PERM = np.asarray(keypoints_lib.KEYPOINT_FLIP_PERM, dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------ parameters
@@ -55,6 +63,33 @@ class AugmentParams:
     @property
     def is_identity(self) -> bool:
         return self == AugmentParams()
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentRanges:
+    """The ranges ``sample_params`` draws from (``config.data.augment``'s keys)."""
+
+    enabled: bool
+    scale: tuple[float, float]
+    rotation_degrees: float
+    flip_prob: float
+    color_jitter: float
+    translate: float
+
+
+def augment_ranges(augment_config, overrides: Mapping[str, object] | None = None) -> AugmentRanges:
+    """``config.data.augment`` with one dataset's overrides (the mixture's third entry field)."""
+    fields = [f.name for f in dataclasses.fields(AugmentRanges)]
+    values = {k: augment_config[k] for k in fields}
+    for k, v in dict(overrides or {}).items():
+        if k not in values:
+            raise ValueError(f"unknown augmentation override {k!r}; known: {fields}")
+        values[k] = v
+    lo, hi = (float(x) for x in values["scale"])
+    if not 0 < lo <= hi:
+        raise ValueError(f"augmentation scale range must satisfy 0 < lo <= hi, got {(lo, hi)}")
+    values["scale"] = (lo, hi)
+    return AugmentRanges(**values)
 
 
 def sample_params(rng: np.random.Generator, augment_config, input_size: int) -> AugmentParams:
@@ -195,16 +230,58 @@ def transform_persons(
     out["transl"] = transl.astype(np.float32)
     out["joints_3d"] = j3d.astype(np.float32)
     out["joints_2d"] = j2d.astype(np.float32)
-    out["visibility"] = np.asarray(vis, np.float32)
+    out["visibility"] = (np.asarray(vis, np.float32) * in_input(j2d, tr.out_size)).astype(
+        np.float32
+    )
     out["joints_h36m_3d"] = h36m.astype(np.float32)
     out["h36m_visibility"] = np.asarray(h36m_vis, np.float32)
-    out["bbox"] = _transform_boxes(out["bbox"], tr.pixel)
+    out["bbox"] = transform_boxes(out["bbox"], tr.pixel)
+    out.update(transform_keypoints(out, tr))
+    vis2 = out["keypoints_2d_visibility"] * in_input(out["keypoints_2d"], tr.out_size)
+    out["keypoints_2d_visibility"] = vis2.astype(np.float32)
+    out["keypoints_2d"] = np.where(vis2[..., None] > 0, out["keypoints_2d"], 0.0).astype(np.float32)
+    # has_keypoints_2d keeps its meaning (the dataset labels 2D points for this person); a person
+    # whose points all left the input simply has no visible point to supervise.
     return out
 
 
-def _transform_boxes(boxes: Float[np.ndarray, "n 4"], a: np.ndarray) -> np.ndarray:
-    """Maps the 4 corners and takes their bounds (a rotated box grows to its axis-aligned hull)."""
-    b = np.asarray(boxes, np.float64)
+def in_input(points: Float[np.ndarray, "*n 2"], size: int) -> Float[np.ndarray, " *n"]:
+    """1 where a pixel point lies inside a ``size`` square input (pixel edges [-0.5, size -
+    0.5), pixel centres at integers), else 0."""
+    p = np.asarray(points, np.float64)
+    inside = np.all((p >= -0.5) & (p < size - 0.5) & np.isfinite(p), axis=-1)
+    return inside.astype(np.float32)
+
+
+def transform_keypoints(persons: Mapping[str, np.ndarray], tr) -> dict[str, np.ndarray]:
+    """``schema.KEYPOINT_FIELDS`` arrays ``[n k ...]`` after the camera change ``tr``: left/right
+    swap by name on a flip, 3D points rotated by ``tr.rotation`` (which includes the mirror), 2D
+    points mapped by ``tr.pixel`` (which includes the pixel flip), as ``transform_persons`` moves
+    ``joints_3d`` / ``joints_2d``. Visibilities are permuted, not recomputed (``transform_persons``
+    does that)."""
+    kp2d = np.asarray(persons["keypoints_2d"], np.float64)
+    kp3d = np.asarray(persons["keypoints_3d"], np.float64)
+    vis2d = np.asarray(persons["keypoints_2d_visibility"], np.float32)
+    vis3d = np.asarray(persons["keypoints_3d_visibility"], np.float32)
+    if tr.flip:
+        perm = _KEYPOINT_FLIP_PERM
+        kp2d, kp3d, vis2d, vis3d = kp2d[:, perm], kp3d[:, perm], vis2d[:, perm], vis3d[:, perm]
+    kp3d = kp3d @ np.asarray(tr.rotation, np.float64).T
+    kp2d = apply_affine(kp2d, tr.pixel)
+    # Unlabelled points stay exactly zero, so a stored example and its augmented copy agree on
+    # which entries carry data.
+    return {
+        "keypoints_2d": np.where(vis2d[..., None] > 0, kp2d, 0.0).astype(np.float32),
+        "keypoints_2d_visibility": vis2d,
+        "keypoints_3d": np.where(vis3d[..., None] > 0, kp3d, 0.0).astype(np.float32),
+        "keypoints_3d_visibility": vis3d,
+    }
+
+
+def transform_boxes(boxes: Float[np.ndarray, "n 4"], a: np.ndarray) -> np.ndarray:
+    """Maps the 4 corners by the affine ``a`` and takes their bounds (a rotated box grows to its
+    axis-aligned hull): person boxes and ``ignore_boxes``."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
     corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], axis=1)  # [n 4 2]
     c = apply_affine(corners, a)
     return np.concatenate([c.min(axis=1), c.max(axis=1)], axis=-1).astype(np.float32)
@@ -308,10 +385,11 @@ def augment_frame(
 
 
 def persons_from_record(persons: Mapping[str, object], where: str) -> dict[str, np.ndarray]:
-    """The TFDS ``persons`` sequence (lists, possibly empty) -> dict of arrays [n ...]."""
+    """The TFDS ``persons`` sequence (lists, possibly empty) -> dict of arrays [n ...], every
+    ``schema.STORED_PERSON_FIELDS`` key (schema 2, keypoint superset included)."""
     out = {}
     n = None
-    for name, (shape, dtype) in schema.PERSON_FIELDS.items():
+    for name, (shape, dtype) in schema.STORED_PERSON_FIELDS.items():
         if name not in persons:
             raise ValueError(f"{where}: persons is missing key {name!r}")
         arr = np.asarray(persons[name], dtype=dtype)

@@ -3,11 +3,20 @@
 TFDS shuffles records by key when it writes a dataset, so record order says nothing about time.
 The index reads every record's ``sequence_id`` and ``frame_index`` once (image bytes not decoded),
 sorts each sequence by frame index, and lists every window of T frames inside one sequence.
+
+Only real videos are cut into clips. An image dataset (COCO, AGORA rows, ...: ``video=False``)
+feeds a video config as *static clips*: each record repeated T times, one augmentation draw for
+the clip, so a clip never strings unrelated images together (docs/data.md "Mixture").
+
+Building the index reads every record, so it is built once per (dataset, split, clip_len,
+stride) in a process and reused (``cached_clips``): the pipeline, and with it every evaluation
+of the training loop, asks ``cached_clips`` (issue 20).
 """
 
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,3 +72,50 @@ def source_clips(key_source, clip_len: int, *, stride: int = 1) -> Int[np.ndarra
         seq_ids.append(rec["sequence_id"])
         frames.append(int(rec["frame_index"]))
     return clip_windows(seq_ids, frames, clip_len, stride=stride)
+
+
+def static_clips(num_records: int, clip_len: int) -> Int[np.ndarray, "c t"]:
+    """Clips of an image dataset: record r repeated ``clip_len`` times, one clip per record."""
+    return np.repeat(np.arange(num_records, dtype=np.int64)[:, None], clip_len, axis=1)
+
+
+_CACHE: dict[tuple, np.ndarray] = {}
+_CACHE_LOCK = threading.Lock()
+_BUILDS = [0]  # how many indices were built (not served from the cache)
+
+
+def cached_clips(
+    key: tuple, key_source_fn, num_records: int, clip_len: int, *, stride: int, video: bool
+) -> Int[np.ndarray, "c t"]:
+    """The clip index of one dataset split, built once per process and reused.
+
+    ``key`` names the dataset (data_dir, TFDS name, split); with ``num_records``, ``clip_len``,
+    ``stride`` and ``video`` it keys the cache, so a rebuilt dataset of another size is indexed
+    again. ``key_source_fn()`` opens the metadata source (images not decoded) only when the index
+    must be built. The returned array is read-only (shared between callers).
+    """
+    full_key = (*key, int(num_records), int(clip_len), int(stride), bool(video))
+    with _CACHE_LOCK:
+        hit = _CACHE.get(full_key)
+    if hit is not None:
+        return hit
+    _BUILDS[0] += 1
+    if not video:
+        clips = static_clips(num_records, clip_len)
+    else:
+        clips = source_clips(key_source_fn(), clip_len, stride=stride)
+    clips.setflags(write=False)
+    with _CACHE_LOCK:
+        _CACHE[full_key] = clips
+    return clips
+
+
+def clear_cache() -> None:
+    """Forgets every cached clip index (tests; a process that rebuilds datasets in place)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def build_count() -> int:
+    """How many clip indices this process built (tests check that evaluation reuses them)."""
+    return _BUILDS[0]

@@ -67,33 +67,12 @@ def fill_keypoints(
 
 
 def transform_keypoints(persons: Mapping[str, np.ndarray], tr) -> dict[str, np.ndarray]:
-    """``KEYPOINT_FIELDS`` arrays ``[n k ...]`` after the camera change ``tr`` (a
-    ``augment.FrameTransform``): left/right swap by name on a flip, 3D points rotated by
-    ``tr.rotation`` (which includes the mirror), 2D points mapped by ``tr.pixel`` (which includes
-    the pixel flip), as ``augment.transform_persons`` moves ``joints_3d`` / ``joints_2d``."""
-    kp2d = np.asarray(persons["keypoints_2d"], np.float64)
-    kp3d = np.asarray(persons["keypoints_3d"], np.float64)
-    vis2d = np.asarray(persons["keypoints_2d_visibility"], np.float32)
-    vis3d = np.asarray(persons["keypoints_3d_visibility"], np.float32)
-    if tr.flip:
-        perm = np.asarray(kp.KEYPOINT_FLIP_PERM)
-        kp2d, kp3d, vis2d, vis3d = kp2d[:, perm], kp3d[:, perm], vis2d[:, perm], vis3d[:, perm]
-    kp3d = kp3d @ np.asarray(tr.rotation, np.float64).T
-    kp2d = augment.apply_affine(kp2d, tr.pixel)
-    # Unlabelled points stay exactly zero, so a stored example and its augmented copy agree on
-    # which entries carry data.
-    return {
-        "keypoints_2d": np.where(vis2d[..., None] > 0, kp2d, 0.0).astype(np.float32),
-        "keypoints_2d_visibility": vis2d,
-        "keypoints_3d": np.where(vis3d[..., None] > 0, kp3d, 0.0).astype(np.float32),
-        "keypoints_3d_visibility": vis3d,
-    }
+    """``KEYPOINT_FIELDS`` arrays after the camera change ``tr``: ``augment.transform_keypoints``
+    (the one implementation; ``augment.transform_persons`` also recomputes 2D visibility)."""
+    return augment.transform_keypoints(persons, tr)
 
 
 def transform_boxes(boxes: Float[np.ndarray, "n 4"], tr) -> Float[np.ndarray, "n 4"]:
-    """``ignore_boxes`` after ``tr``: the axis-aligned hull of the 4 mapped corners (as person
-    boxes are moved)."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], axis=1)
-    c = augment.apply_affine(corners, tr.pixel)
-    return np.concatenate([c.min(axis=1), c.max(axis=1)], axis=-1).astype(np.float32)
+    """``ignore_boxes`` after ``tr``: the axis-aligned hull of the 4 mapped corners, as person
+    boxes are moved (``augment.transform_boxes``)."""
+    return augment.transform_boxes(boxes, tr.pixel)

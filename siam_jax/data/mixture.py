@@ -4,6 +4,14 @@ A dataset spec is ``name[:config][/split]`` (configs/default.py ``data.train``),
 ``"siam_synthetic"``, ``"pw3d/train"``, ``"pw3d:occ/test"``; the TFDS name is then
 ``name/config``. Each element of the index datasets built here is ``(dataset_index, clip)``, a
 small tuple: records are read and decoded later, after shuffling, mixing and sharding.
+
+The mixture (``config.data.train``) is a list of entries ``(spec, weight)`` or ``(spec, weight,
+overrides)``: ``overrides`` is a dict of ``config.data.augment`` keys for that dataset (ROMP's
+per-dataset scale ranges) and optionally ``video`` (bool: whether clips may be cut from its
+``sequence_id`` / ``frame_index``; default: the prepare registry's ``Entry.video``, and True for
+datasets the registry does not know). ``PRESETS`` holds published mixtures (ROMP v1).
+Sampling is Grain's ``MapDataset.mix``: a deterministic interleave in the weight proportions, so
+the stream is a pure function of the config and resumable from its iterator state.
 """
 
 from __future__ import annotations
@@ -15,6 +23,73 @@ import grain
 import numpy as np
 
 from siam_jax.data import clips as clips_lib
+
+# ROMP v1 (Arthur151/ROMP configs/v1.yml 'sample_prob', reference/TRAINING_DATA.md table 1), with
+# ROMP's per-dataset zoom ranges (h36m 1.4-2.0, mpiinf 1.3-1.9, muco 1.4-2.2, lsp 1.6-2.0; ROMP
+# h36m.py / mpi_inf_3dhp.py / MuCo.py / lsp.py scale_range), read as our zoom relative to the
+# fitted image. ROMP trains COCO-2014, MPII and LSP with EFT fits and CrowdPose with 2D joints
+# only. h36m, mpi_inf_3dhp and lsp have no builder yet: opening them fails naming the dataset.
+PRESETS: dict[str, tuple[tuple, ...]] = {
+    "romp_v1": (
+        ("h36m", 0.20, {"scale": (1.4, 2.0)}),
+        ("mpi_inf_3dhp", 0.16, {"scale": (1.3, 1.9)}),
+        ("coco_keypoints:eft", 0.20, {}),
+        ("lsp", 0.06, {"scale": (1.6, 2.0)}),
+        ("mpii:eft", 0.10, {}),
+        ("muco:augmented", 0.14, {"scale": (1.4, 2.2)}),
+        ("crowdpose:keypoints", 0.14, {}),
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureEntry:
+    """One dataset of the training mixture: spec, weight, augmentation overrides, video flag."""
+
+    spec: str
+    weight: float
+    augment: dict
+    video: bool | None = None  # None: the prepare registry decides
+
+
+def parse_mixture(entries, augment_keys: Sequence[str]) -> list[MixtureEntry]:
+    """``config.data.train`` -> ``MixtureEntry``s; bad entries raise naming the entry."""
+    out = []
+    for e in entries:
+        if not isinstance(e, (tuple, list)) or len(e) not in (2, 3):
+            raise ValueError(
+                f"config.data.train entries are (spec, weight) or (spec, weight, overrides), "
+                f"got {e!r}"
+            )
+        overrides = dict(e[2]) if len(e) == 3 else {}
+        video = overrides.pop("video", None)
+        unknown = sorted(set(overrides) - set(augment_keys))
+        if unknown:
+            raise ValueError(
+                f"config.data.train entry {e[0]!r}: unknown augmentation overrides {unknown}; "
+                f"known: {sorted(augment_keys)} and 'video'"
+            )
+        weight = float(e[1])
+        if not np.isfinite(weight) or weight <= 0:
+            raise ValueError(f"config.data.train entry {e[0]!r}: weight must be > 0, got {e[1]!r}")
+        out.append(
+            MixtureEntry(str(e[0]), weight, overrides, None if video is None else bool(video))
+        )
+    if not out:
+        raise ValueError("config.data.train is empty")
+    return out
+
+
+def is_video(spec: DatasetSpec, override: bool | None = None) -> bool:
+    """Whether clips may be cut from a dataset's sequences: ``override`` if given, else the
+    prepare registry's ``Entry.video`` for its builder, else True (datasets prepare does not know,
+    e.g. test fixtures, are trusted to store real sequences)."""
+    if override is not None:
+        return bool(override)
+    from siam_jax.data import prepare
+
+    entry = prepare.REGISTRY.get(spec.name.partition("/")[0])
+    return True if entry is None else bool(entry.video)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,15 +134,33 @@ class OpenedDataset:
 
 
 def open_datasets(
-    specs: Sequence[str], default_split: str, data_dir: str, clip_len: int, *, eval_stride: bool
+    specs: Sequence[str],
+    default_split: str,
+    data_dir: str,
+    clip_len: int,
+    *,
+    eval_stride: bool,
+    video: Sequence[bool | None] | None = None,
 ) -> list[OpenedDataset]:
-    """Opens every dataset and indexes its clips (``eval_stride``: non-overlapping clips)."""
+    """Opens every dataset and indexes its clips (``eval_stride``: non-overlapping clips).
+
+    The clip index comes from ``clips.cached_clips`` (built once per process); ``video[i]``
+    overrides ``is_video`` for dataset i.
+    """
     out = []
-    for s in specs:
+    for i, s in enumerate(specs):
         spec = DatasetSpec.parse(s, default_split)
         source = open_source(spec, data_dir)
-        keys = open_source(spec, data_dir, skip_images=True) if clip_len > 1 else source
-        clips = clips_lib.source_clips(keys, clip_len, stride=clip_len if eval_stride else 1)
+        vid = clip_len > 1 and is_video(spec, None if video is None else video[i])
+        stride = clip_len if eval_stride else 1
+        clips = clips_lib.cached_clips(
+            (str(data_dir), spec.name, spec.split),
+            lambda spec=spec: open_source(spec, data_dir, skip_images=True),
+            len(source),
+            clip_len,
+            stride=stride if vid else 1,
+            video=vid,
+        )
         if len(clips) == 0:
             raise ValueError(
                 f"dataset {spec.name!r} split {spec.split!r} has no clip of {clip_len} "

@@ -41,22 +41,29 @@ class ClipLoader:
     per clip, shared by its frames), a plain ``Map`` otherwise.
     """
 
-    def __init__(self, sources, config, *, train: bool, rest_root, names=None):
+    def __init__(
+        self, sources, config, *, train: bool, rest_root, names=None, augment_overrides=None
+    ):
         self.sources = list(sources)
         self.names = list(names or range(len(self.sources)))
         self.input_size = int(config.model.input_size)
         self.max_instances = int(config.model.max_instances)
         self.sigma_min = float(config.data.heatmap_sigma_min)
-        self.augment = config.data.augment if train else None
+        # One augmentation config per dataset: config.data.augment with that dataset's
+        # mixture overrides (ROMP's per-dataset scale ranges, mixture.PRESETS).
+        self.augment = None
+        if train:
+            overrides = augment_overrides or [{}] * len(self.sources)
+            self.augment = [augment_lib.augment_ranges(config.data.augment, o) for o in overrides]
         self.rest_root = rest_root
 
     def __call__(self, item, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         ds_index, records = int(item[0]), np.asarray(item[1])
         params = augment_lib.AugmentParams()
-        if self.augment is not None and self.augment.enabled:
+        if self.augment is not None and self.augment[ds_index].enabled:
             if rng is None:
                 raise ValueError("training ClipLoader needs a random generator")
-            params = augment_lib.sample_params(rng, self.augment, self.input_size)
+            params = augment_lib.sample_params(rng, self.augment[ds_index], self.input_size)
         frames = [self._frame(ds_index, int(r), params) for r in records]
         out = {k: np.stack([f[k] for f in frames]) for k in frames[0]}
         out["dataset_index"] = np.int32(ds_index)
@@ -79,8 +86,18 @@ class ClipLoader:
         )
         k = tr.intrinsics.astype(np.float32)
         persons = augment_lib.transform_persons(persons, tr, self.rest_root)
+        for key in ("all_persons_annotated", "ignore_boxes"):
+            if key not in ex:
+                raise ValueError(f"{where}: no {key!r} (schema 2 field; rebuild the dataset)")
+        ignore = np.asarray(ex["ignore_boxes"], np.float32).reshape(-1, 4)
         t = targets_lib.build_targets(
-            persons, k, self.input_size, self.max_instances, self.sigma_min
+            persons,
+            k,
+            self.input_size,
+            self.max_instances,
+            self.sigma_min,
+            all_persons_annotated=bool(ex["all_persons_annotated"]),
+            ignore_boxes=augment_lib.transform_boxes(ignore, tr.pixel),
         )
         out = {_RENAME.get(name, name): v for name, v in t.items()}
         out["image"] = img
@@ -168,27 +185,27 @@ def _batched(ds: grain.IterDataset, config, batch_size: int, *, train: bool) -> 
 
 def _train_dataset(config, split, dataset, pi: int, pc: int, rest_root, read) -> grain.IterDataset:
     """Infinite, shuffled, augmented mixture of ``config.data.train`` (or of ``dataset`` alone)."""
-    entries = list(config.data.train) if dataset is None else [(dataset, 1.0)]
-    for e in entries:
-        if len(e) != 2:
-            raise ValueError(f"config.data.train entries are (spec, weight), got {e!r}")
+    raw = list(config.data.train) if dataset is None else [(dataset, 1.0)]
+    entries = mixture.parse_mixture(raw, list(config.data.augment.keys()))
     opened = mixture.open_datasets(
-        [e[0] for e in entries],
+        [e.spec for e in entries],
         split or config.data.train_split,
         config.data.data_dir,
         int(config.model.clip_len),
         eval_stride=False,
+        video=[e.video for e in entries],
     )
-    weights = [float(e[1]) for e in entries]
     index = mixture.train_index(
-        opened, weights, seed=int(config.seed), process_index=pi, process_count=pc
-    )
+        opened, [e.weight for e in entries], seed=int(config.seed), process_index=pi,
+        process_count=pc,
+    )  # fmt: skip
     loader = _TrainLoader(
         [d.source for d in opened],
         config,
         train=True,
         rest_root=rest_root,
         names=[f"{d.spec.name}/{d.spec.split}" for d in opened],
+        augment_overrides=[e.augment for e in entries],
     )
     return index.random_map(loader, seed=int(config.seed)).to_iter_dataset(read)
 

@@ -24,22 +24,12 @@ from siam_jax.training import state as state_lib
 from siam_jax.training.state import ModelDefs, TrainState, tree_l2
 
 # Batch keys the model and the losses read (docs/architecture.md "Batches").
-TRAIN_KEYS = (
-    "image",
-    "intrinsics",
-    "center_heatmap",
-    "center_cells",
-    "person_valid",
-    "betas",
-    "global_orient",
-    "body_pose",
-    "transl",
-    "joints_3d",
-    "joints_2d",
-    "visibility",
-    "has_smpl",
-    "has_3d",
-    "has_2d",
+# What the step moves to the devices: the model's inputs and every key the losses read
+# (``losses.BATCH_KEYS``), plus ``has_smpl`` for the validation metrics.
+TRAIN_KEYS = tuple(
+    dict.fromkeys(
+        ("image", "intrinsics", "center_cells", "person_valid", *losses_lib.BATCH_KEYS, "has_smpl")
+    )
 )
 EVAL_KEYS = (*TRAIN_KEYS, "batch_valid")
 

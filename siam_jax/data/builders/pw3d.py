@@ -165,6 +165,12 @@ def sequence_persons(seq: dict, models: dict, image_size: tuple[int, int]) -> li
     return frames
 
 
+def _invalid_actor_boxes(persons: list[dict]) -> np.ndarray:
+    """``[m 4]`` boxes of the actors whose camera pose is not valid in this frame."""
+    boxes = [p["bbox"] for p in persons if not bool(p["valid"])]
+    return np.asarray(boxes, np.float32).reshape(-1, 4)
+
+
 @dataclasses.dataclass(kw_only=True)
 class Pw3dConfig(tfds.core.BuilderConfig):
     """``occ_only`` keeps the 3DPW-OCC sequences (PW3D_OCC_SEQUENCES)."""
@@ -175,11 +181,12 @@ class Pw3dConfig(tfds.core.BuilderConfig):
 class Pw3d(OfficialFormatBuilder):
     """3DPW frames in the shared schema (``pw3d``) and the 3DPW-OCC subset (``pw3d/pw3d_occ``)."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {  # noqa: RUF012
         "1.0.0": "Official sequenceFiles/imageFiles layout.",
         "1.1.0": "Schema 2: per-term flags, smpl_source, all_persons_annotated False "
         "(bystanders are not annotated), keypoint superset fields (empty).",
+        "1.2.0": "Actors with campose_valid 0 in a frame: their box is an ignore box (issue 20).",
     }
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
@@ -271,8 +278,10 @@ class Pw3d(OfficialFormatBuilder):
                         "frame_index": t,
                         "image_name": f"imageFiles/{seq_name}/image_{t:05d}.jpg",
                         "persons": schema.stack_persons(persons[t]),
-                        # Only the actors are annotated, not bystanders (BEV, ROMP).
-                        **schema.frame_annotation(False),
+                        # Only the actors are annotated, not bystanders (BEV, ROMP). An actor
+                        # with campose_valid 0 stands in the image without a trusted fit: its
+                        # box is don't-care for the centre loss, not background (issue 20).
+                        **schema.frame_annotation(False, _invalid_actor_boxes(persons[t])),
                     },
                 )
         self.info.metadata[f"skipped_frames_{split}"] = skipped
