@@ -3,7 +3,8 @@
 What one row measures (docs/demo.md, "Speed figures"):
 - ``latency_ms``: one jitted forward of one clip of ``clip_len`` frames (1 in frame mode).
 - ``frame_ms`` / ``fps``: model-only cost per output frame. Frame mode: per image
-  (= latency). Video mode: per frame of a video in steady state, from ``video_frame_cost``.
+  (= latency). Video mode: per frame of a video in steady state, ``video_frame_cost`` (the
+  streaming step over cached per-frame encodings, as the demo runs it).
   A clip's ``clip_len / latency`` (``clip_frames_per_s``) is *not* a video FPS: a demo that
   emits a frame per input frame cannot share one clip's forward among ``clip_len`` outputs.
 """
@@ -21,16 +22,22 @@ from flax import nnx
 from siam_jax.benchmarking.timing import compiled_flops, time_call
 
 
-def video_frame_cost(clip_latency_s: float, clip_len: int) -> tuple[float, str]:
+def video_frame_cost(model, model_config, repeats: int, seed: int = 0) -> tuple[float, str]:
     """Seconds per output frame of the video model in steady state, and how it was measured.
 
-    Today: the sliding window of the demo (siam_jax.inference.steps.SlidingWindow) runs the
-    whole ``clip_len``-frame window for every output frame, so a frame costs one clip forward.
-    Switch here to the per-frame step of ``siam_jax.inference.streaming`` (a cache of per-frame
-    encodings) once it is on main: time that step and return ``(its seconds, "streaming")``.
+    What the demo runs for a video (``siam_jax.inference.steps.StreamingStep``): one
+    ``Streaming.step`` per frame (one frame's backbone, neck and centre head, then the window
+    stages over the cached encodings), timed from a cache past warm-up.
     """
-    del clip_len  # the window's cost does not shrink with its length
-    return clip_latency_s, "sliding_window (one clip forward per output frame)"
+    from siam_jax.inference.streaming import Streaming
+
+    stream = Streaming(model, ml_collections.ConfigDict({"model": model_config.to_dict()}))
+    cache = stream.steady_cache(batch=1, seed=seed)
+    size = int(model_config.input_size)
+    image = jnp.asarray(np.random.default_rng(seed).uniform(size=(1, size, size, 3)), jnp.float32)
+    k = jnp.broadcast_to(stream.default_intrinsics(), (1, 3, 3))
+    timing = time_call(lambda: stream.step(cache, image, k), warmup=1, repeats=repeats)
+    return timing["median_s"], "streaming (one Streaming.step per output frame, steady state)"
 
 
 def benchmark_siam(
@@ -68,7 +75,7 @@ def benchmark_siam(
     if clip_len == 1:
         frame_s, how = latency, "per image"
     else:
-        frame_s, how = video_frame_cost(latency, clip_len)
+        frame_s, how = video_frame_cost(model, cfg, repeats, seed)
     return {
         "resolution": resolution,
         "clip_len": clip_len,

@@ -1,8 +1,9 @@
 """The demo: meshes for every person in an image, a folder of images, a video or a folder of
 videos (docs/demo.md).
 
-Per input: frames are decoded, run through the model one at a time (``steps``: the sliding
-window for videos, the image alone otherwise), given stable IDs (``Tracker``), optionally
+Per input: frames are decoded, run through the model one at a time (``steps``: the streaming
+step over cached per-frame encodings for videos, the image alone otherwise), given stable IDs
+(``Tracker``), optionally
 smoothed per track (``Smoother``, ``--smooth``), then rendered and written; the three stages
 overlap (``pipeline.run_pipeline``). Outputs in the input's output folder: the overlay video
 (``<input>_overlay.mp4``) or one overlay PNG per image, ``params/<frame>.npz`` (the prediction
@@ -155,7 +156,7 @@ def _speed(run: _Run, wall_s: float) -> dict:
         "model_s": p.model_seconds,
         "demo_fps": steady / steady_wall if steady > 0 and steady_wall > 0 else float("nan"),
         "model_fps": steady / steady_model if steady > 0 and steady_model > 0 else float("nan"),
-        "frames_per_model_call": p.clip_len,  # the sliding window: one call per output frame
+        "frames_per_model_call": 1,  # streaming (videos) and images: one call per output frame
     }
 
 

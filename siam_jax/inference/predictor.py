@@ -98,7 +98,7 @@ class Predictor:
         self.model_seconds += time.perf_counter() - start
         self.model_calls += 1
         return [
-            _frame_prediction(out, i, tf, f.shape[:2], self.max_people)
+            frame_prediction(out, i, tf, f.shape[:2], self.max_people)
             for i, ((_, tf), f) in enumerate(zip(fitted, frames, strict=True))
         ]
 
@@ -114,7 +114,7 @@ def _forward(graphdef, state, images, intrinsics):
     return out
 
 
-def _frame_prediction(
+def frame_prediction(
     out: dict, i: int, tf: augment.FrameTransform, hw, max_people: int | None
 ) -> FramePrediction:
     """Frame ``i`` of the clip output ``out``: valid slots by score, 2D back in frame pixels."""
