@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import os
 
+import jax
+
 from siam_jax.body.io import GENDERS, load_body_model, load_h36m_regressor
 from siam_jax.body.model import BodyModel
 from siam_jax.body.procedural import make_procedural_body_model
@@ -22,7 +24,16 @@ from siam_jax.body.rest_root import RestRoot
 def get_body_model(
     path: str = "", gender: str = "neutral", seed: int = 0, h36m_regressor_path: str = ""
 ) -> BodyModel:
-    """The SMPL file at ``path`` or, when ``path`` is "", the procedural model (cached)."""
+    """The SMPL file at ``path`` or, when ``path`` is "", the procedural model (cached).
+
+    Built eagerly even when first asked for inside a trace (``jax.eval_shape`` of a model that
+    loads its own body, a jitted init): the cache must hold concrete arrays, never tracers.
+    """
+    with jax.ensure_compile_time_eval():
+        return _build_body_model(path, gender, seed, h36m_regressor_path)
+
+
+def _build_body_model(path: str, gender: str, seed: int, h36m_regressor_path: str) -> BodyModel:
     if path:
         return load_body_model(path, gender=gender, h36m_regressor_path=h36m_regressor_path)
     model = make_procedural_body_model(seed)
