@@ -60,7 +60,10 @@ def main(argv):
     # The body model, the regressor and the split, checked before anything compiles.
     try:
         preflight.check_evaluation(
-            _CONFIG.value, *datasets.dataset_spec(_CONFIG.value, _DATASET.value, _SPLIT.value)
+            _CONFIG.value,
+            *datasets.dataset_spec(_CONFIG.value, _DATASET.value, _SPLIT.value),
+            # AGORA prediction files are scored on the official GT dataframes, not on TFDS data.
+            need_dataset=not (_PREDICTIONS.value and _DATASET.value == "agora"),
         )
     except preflight.PreflightError as err:
         raise SystemExit(f"error: {err}") from None

@@ -209,12 +209,13 @@ def check(config) -> None:
         raise PreflightError(format_missing(items, f"cannot train{where}"))
 
 
-def check_evaluation(config, spec: str, split: str) -> None:
-    """The same check for ``eval.py``: body model, regressor, and the evaluated split."""
+def check_evaluation(config, spec: str, split: str, *, need_dataset: bool = True) -> None:
+    """The same check for ``eval.py``: body model, regressor, and the evaluated split
+    (``need_dataset`` False: AGORA prediction files, scored on the official GT dataframes)."""
     items = [
         *procedural_body_refusal(config, [(spec, split)]),
         *missing_body_files(config),
-        *missing_datasets(config, [(spec, split)], "evaluation"),
+        *(missing_datasets(config, [(spec, split)], "evaluation") if need_dataset else []),
     ]
     if items:
         raise PreflightError(format_missing(items, "cannot evaluate"))
