@@ -401,6 +401,9 @@ def compute_losses(
       ``(total, terms)``; ``terms`` holds the unweighted value of each name in ``TERMS`` whose
       weight is not 0 (the others are not computed).
     """
+    # Longer than the house's ~60 lines on purpose: the body is one table of lazily evaluated
+    # terms (``term_fns``) and the closures it needs; each term's loss is its own function above,
+    # and cutting the table apart would scatter which term reads which output and mask.
     unknown = set(weights) - set(TERMS)
     if unknown:
         raise ValueError(f"config.loss has unknown terms {sorted(unknown)}; known: {TERMS}")
