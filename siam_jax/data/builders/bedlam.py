@@ -139,11 +139,7 @@ class Bedlam(OfficialFormatBuilder):
         missing = []
         if split_layout(manual, "train") is None:
             missing.append("train labels: processed_labels/<scene>.npz (or training_labels/)")
-        for gender in GENDERS:
-            try:
-                cv.body_model_file(self._body_model_folder(manual), gender)
-            except FileNotFoundError as err:
-                missing.append(str(err))
+        missing += labels.missing_body_models(self._body_model_folder(manual), GENDERS)
         return missing
 
     def _split_generators(self, dl_manager):

@@ -139,10 +139,7 @@ class H36m(OfficialFormatBuilder):
         if not os.path.isdir(os.path.join(manual, "images")):
             missing.append(f"images folder: {os.path.join(manual, 'images')}")
         if self.builder_config.smpl:
-            try:
-                cv.body_model_file(self._body_model_folder(manual), "neutral")
-            except FileNotFoundError as err:
-                missing.append(str(err))
+            missing += labels.missing_body_models(self._body_model_folder(manual))
         return missing
 
     def _split_generators(self, dl_manager):

@@ -159,3 +159,15 @@ def attach_world_fit(person, fit, camera, size, model, rest_root, error_mm, max_
         person[flag] = np.bool_(True)
     counts["fits_attached"] += 1
     return True
+
+
+def missing_body_models(folder: str, genders=("neutral",)) -> list[str]:
+    """One line per SMPL file of ``genders`` that ``folder`` lacks (``cv.body_model_file``'s
+    message, which names the file names it looked for): a builder's ``missing_files`` part."""
+    missing = []
+    for gender in genders:
+        try:
+            cv.body_model_file(folder, gender)
+        except FileNotFoundError as err:
+            missing.append(str(err))
+    return missing

@@ -183,10 +183,7 @@ class MpiInf3dhp(OfficialFormatBuilder):
             missing += labels.require_files({f"S{s}/Seq{q} calibration": calib})
         if self.builder_config.neuralannot:
             missing += labels.require_files({"NeuralAnnot": os.path.join(manual, SIDECAR)})
-            try:
-                cv.body_model_file(self._body_model_folder(manual), "neutral")
-            except FileNotFoundError as err:
-                missing.append(str(err))
+            missing += labels.missing_body_models(self._body_model_folder(manual))
         return missing
 
     def _split_generators(self, dl_manager):

@@ -28,6 +28,7 @@ import tensorflow_datasets as tfds
 from siam_jax.body import keypoints as kp
 from siam_jax.data import conversions as cv
 from siam_jax.data import keypoint_fill, schema
+from siam_jax.data.builders import labels
 from siam_jax.data.builders.coco_family import annotations as ann_lib
 from siam_jax.data.builders.coco_family import fit_camera, sidecars
 
@@ -130,10 +131,7 @@ class CocoFamilyBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
                 if first_existing(manual, layout.sidecars[sidecar]) is None:
                     missing.append(f"{split} {sidecar} side-car: {list(layout.sidecars[sidecar])}")
         if sidecar != "none":
-            try:
-                cv.body_model_file(self._body_model_folder(manual), "neutral")
-            except FileNotFoundError as err:
-                missing.append(str(err))
+            missing += labels.missing_body_models(self._body_model_folder(manual))
         return missing
 
     def _split_generators(self, dl_manager):
