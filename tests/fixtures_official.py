@@ -355,3 +355,12 @@ def write_panoptic(manual: str, width: int = 832, height: int = 512):
             pickle.dump(anns, f)
         truth["annotations"][seq] = anns
     return truth
+
+
+def file_tree(root: str) -> set[str]:
+    """Every file and folder below ``root``, relative to it (what "nothing half-written is left
+    behind" compares before and after a failed build)."""
+    out = set()
+    for folder, dirs, names in os.walk(root):
+        out.update(os.path.relpath(os.path.join(folder, n), root) for n in dirs + names)
+    return out

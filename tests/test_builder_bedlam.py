@@ -17,13 +17,6 @@ from tests import fixtures_bedlam as fb
 from tests import fixtures_official as fx
 
 
-def _tree(root):
-    out = set()
-    for folder, dirs, names in os.walk(root):
-        out.update(os.path.relpath(os.path.join(folder, n), root) for n in dirs + names)
-    return out
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("bedlam")
@@ -103,15 +96,15 @@ def test_bad_npz_names_file_and_key_and_leaves_nothing(built, tmp_path):
     data_dir = tmp_path / "tfds"
     data_dir.mkdir()
     (data_dir / "keep.txt").write_text("pre-existing")
-    before = _tree(str(data_dir))
+    before = fx.file_tree(str(data_dir))
     val = os.path.join(manual, "validation_labels", f"{fb.SCENE_VAL}.npz")
     data = dict(np.load(val))
     np.savez(val, **{k: v for k, v in data.items() if k != "gtkps"})
     with pytest.raises(ValueError, match=r"highbmihand_6fps\.npz: missing keys \['gtkps'\]"):
         prepare.prepare("bedlam", manual, str(data_dir))
-    assert _tree(str(data_dir)) == before
+    assert fx.file_tree(str(data_dir)) == before
     data["pose_cam"] = np.zeros((len(data["imgname"]), 165))
     np.savez(val, **data)
     with pytest.raises(ValueError, match=r"165 values \(SMPL-X labels\)"):
         prepare.prepare("bedlam", manual, str(data_dir))
-    assert _tree(str(data_dir)) == before
+    assert fx.file_tree(str(data_dir)) == before

@@ -25,13 +25,6 @@ H36M_POINTS = [f"h36m17_{n}" for n in (
     "right_shoulder", "right_elbow", "right_wrist")]  # fmt: skip
 
 
-def _tree(root):
-    out = set()
-    for folder, dirs, names in os.walk(root):
-        out.update(os.path.relpath(os.path.join(folder, n), root) for n in dirs + names)
-    return out
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("h36m")
@@ -150,7 +143,7 @@ def test_bad_input_names_file_and_key_and_leaves_nothing(built, tmp_path):
     data_dir = tmp_path / "tfds"
     data_dir.mkdir()
     (data_dir / "keep.txt").write_text("pre-existing")
-    before = _tree(str(data_dir))
+    before = fx.file_tree(str(data_dir))
     path = os.path.join(manual, "annotations", "Human36M_subject9_data.json")
     with open(path) as f:
         data = json.load(f)
@@ -161,7 +154,7 @@ def test_bad_input_names_file_and_key_and_leaves_nothing(built, tmp_path):
         ValueError, match=r"Human36M_subject9_data\.json: missing key 'annotations'"
     ):
         prepare.prepare("h36m", manual, str(data_dir))
-    assert _tree(str(data_dir)) == before  # the train split written first is gone too
+    assert fx.file_tree(str(data_dir)) == before  # the train split written first is gone too
     cam_path = os.path.join(manual, "annotations", "Human36M_subject1_camera.json")
     with open(cam_path) as f:
         cams = json.load(f)
@@ -170,7 +163,7 @@ def test_bad_input_names_file_and_key_and_leaves_nothing(built, tmp_path):
         json.dump(cams, f)
     with pytest.raises(ValueError, match=r"subject1_camera\.json: camera 3: missing key 'f'"):
         prepare.prepare("h36m", manual, str(data_dir), config="joints")
-    assert _tree(str(data_dir)) == before
+    assert fx.file_tree(str(data_dir)) == before
 
 
 def test_missing_subject_files_are_listed(tmp_path):

@@ -26,13 +26,6 @@ EXPECTED = {
 }  # fmt: skip
 
 
-def _tree(root):
-    out = set()
-    for folder, dirs, names in os.walk(root):
-        out.update(os.path.relpath(os.path.join(folder, n), root) for n in dirs + names)
-    return out
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("mpi_inf")
@@ -122,7 +115,7 @@ def test_bad_annot_and_calibration_name_the_file_and_leave_nothing(built, tmp_pa
     data_dir = tmp_path / "tfds"
     data_dir.mkdir()
     (data_dir / "keep.txt").write_text("pre-existing")
-    before = _tree(str(data_dir))
+    before = fx.file_tree(str(data_dir))
     mat = os.path.join(manual, "S8", "Seq1", "annot.mat")  # validation: train is written first
     with open(mat, "rb") as f:
         raw = f.read()
@@ -130,7 +123,7 @@ def test_bad_annot_and_calibration_name_the_file_and_leave_nothing(built, tmp_pa
         f.write(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match=r"S8/Seq1/annot\.mat: unreadable annot\.mat"):
         prepare.prepare("mpi_inf_3dhp", manual, str(data_dir))
-    assert _tree(str(data_dir)) == before
+    assert fx.file_tree(str(data_dir)) == before
     with open(mat, "wb") as f:
         f.write(raw)
     calib = os.path.join(manual, "S1", "Seq1", "camera.calibration")
@@ -142,7 +135,7 @@ def test_bad_annot_and_calibration_name_the_file_and_leave_nothing(built, tmp_pa
         ValueError, match=r"Seq1/camera\.calibration: 13 cameras, but .*annot\.mat has 14"
     ):
         prepare.prepare("mpi_inf_3dhp", manual, str(data_dir))
-    assert _tree(str(data_dir)) == before
+    assert fx.file_tree(str(data_dir)) == before
 
 
 def test_calibration_parse_matches_spin_fixed_lines(tmp_path):

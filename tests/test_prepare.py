@@ -19,13 +19,6 @@ from tests import fixtures_official as fx
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tree(root: str) -> set[str]:
-    out = set()
-    for folder, dirs, names in os.walk(root):
-        out.update(os.path.relpath(os.path.join(folder, n), root) for n in dirs + names)
-    return out
-
-
 def _json(path):
     with open(path) as f:
         return json.load(f)
@@ -76,11 +69,11 @@ def test_failure_in_a_later_split_leaves_nothing_half_written(tmp_path):
     _write(val, broken)
     data_dir.mkdir()
     (data_dir / "keep.txt").write_text("pre-existing")
-    before = _tree(str(data_dir))
+    before = fx.file_tree(str(data_dir))
     message = r"person_keypoints_val2017\.json: missing key 'annotations'"
     with pytest.raises(ValueError, match=message):
         prepare.prepare("coco", str(manual), str(data_dir))
-    assert _tree(str(data_dir)) == before
+    assert fx.file_tree(str(data_dir)) == before
 
 
 @pytest.mark.parametrize(
