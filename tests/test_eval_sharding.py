@@ -70,17 +70,6 @@ def _compare(data_dir: str, workdir: str) -> dict:
             "reports": reports, "odd": odd}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def synthetic_dir(tmp_path_factory):
-    from siam_jax.data.builders.siam_synthetic import SiamSynthetic
-
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    SiamSynthetic(
-        config="tiny", data_dir=data_dir, file_format="array_record"
-    ).download_and_prepare()
-    return data_dir
-
-
 def test_sharded_evaluation_equals_single_device(synthetic_dir, tmp_path):
     env = dict(
         os.environ,

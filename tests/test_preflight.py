@@ -15,18 +15,6 @@ from siam_jax.training import preflight
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def synthetic_dir(tmp_path_factory):
-    """A TFDS data_dir holding siam_synthetic/tiny as its builder writes it (array_record)."""
-    from siam_jax.data.builders.siam_synthetic import SiamSynthetic
-
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    SiamSynthetic(
-        config="tiny", data_dir=data_dir, file_format="array_record"
-    ).download_and_prepare()
-    return data_dir
-
-
 def _tiny(data_dir: str):
     c = tiny.get_config()
     c.data.data_dir = data_dir
