@@ -7,12 +7,14 @@ import os
 import pickle
 import subprocess
 import sys
+from collections import OrderedDict
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
+from siam_jax.common import safe_pickle
 from siam_jax.models import convert
 from siam_jax.models.hrnet import hrnet_tiny
 from tests.test_hrnet import _rel, _timm_features
@@ -35,6 +37,11 @@ def _save(sd: dict, path: str) -> None:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in sd.items()}, path)
+    elif path.endswith("plain.pkl"):  # pickle.dump of numpy arrays (Detectron / mmcv style)
+        with open(path, "wb") as f:
+            pickle.dump(OrderedDict((k, v.numpy()) for k, v in sd.items()), f, protocol=4)
+    elif path.endswith("legacy.pkl"):  # torch.save before 1.6: not a zip archive
+        torch.save(sd, path, _use_new_zipfile_serialization=False)
     else:  # .pth and ROMP-style .pkl: torch.save archives
         torch.save(sd, path)
 
@@ -52,7 +59,7 @@ def _forward_matches(m, t) -> None:
 
 
 @pytest.mark.parametrize("prefix", ["", "backbone.", "model.", "module.", "module.backbone."])
-@pytest.mark.parametrize("ext", [".pth", ".safetensors", ".pkl"])
+@pytest.mark.parametrize("ext", [".pth", ".safetensors", ".pkl", "plain.pkl", "legacy.pkl"])
 def test_every_prefix_and_format_fills_every_tensor(timm_tiny, tmp_path, prefix, ext):
     t, sd = timm_tiny
     want = sorted(k for k in sd if not k.endswith(COUNTER))  # timm's backbone tensors
@@ -133,11 +140,49 @@ def test_higherhrnet_single_scale_file(timm_tiny):
     )
 
 
-def test_plain_pickle_is_refused(tmp_path):
+class _Reduce:
+    """Pickles as ``func(*args)``: the classic code-execution payload."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def test_plain_pickle_mmpose_checkpoint_loads_with_timm_parity(timm_tiny, tmp_path):
+    """An mmpose-layout checkpoint (``state_dict`` of ``backbone.`` + head keys) as a protocol-2
+    plain pickle of numpy arrays: every tensor filled, and the forward matches timm's."""
+    t, sd = timm_tiny
+    state = OrderedDict((f"backbone.{k}", v.numpy()) for k, v in sd.items())
+    state["keypoint_head.final_layers.0.weight"] = np.zeros((34, 4, 1, 1), np.float32)
+    path = tmp_path / "higherhrnet_w32_coco.pkl"
+    path.write_bytes(pickle.dumps({"meta": {"epoch": 3}, "state_dict": state}, protocol=2))
+    m = hrnet_tiny(nnx.Rngs(3))
+    report = convert.load_torch_hrnet(m, str(path))
+    assert report.ok and len(report.loaded) == report.total
+    assert report.layout == "backbone." and "keypoint_head.final_layers.0.weight" in report.ignored
+    _forward_matches(m, t)
+
+
+def test_malicious_plain_pickle_is_refused_without_running(tmp_path, capsys):
+    marker = tmp_path / "pwned"
     path = tmp_path / "w.pkl"
-    with open(path, "wb") as f:
-        pickle.dump({"conv1.weight": np.zeros((64, 3, 3, 3), np.float32)}, f)
-    with pytest.raises(convert.WeightsError, match="plain pickle"):
+    payload = {"conv1.weight": _Reduce(os.system, f"touch {marker}")}
+    path.write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(safe_pickle.UnsafePickleError, match=r"(posix|os)\.system") as err:
+        convert.read_state_dict(path)
+    assert str(path) in str(err.value)
+    assert convert.main(["--check", str(path), "--width", "32"]) == 2  # the CLI: error, no crash
+    assert str(path) in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_plain_pickle_of_torch_tensors_says_how_to_resave(tmp_path):
+    path = tmp_path / "w.pkl"
+    path.write_bytes(pickle.dumps({"conv1.weight": torch.zeros(2, 3)}))
+    want = r"(?s)torch\._utils.*re-save .* with torch\.save"
+    with pytest.raises(convert.WeightsError, match=want):
         convert.read_state_dict(path)
 
 

@@ -76,6 +76,12 @@ def _panoptic_reader(path):
     return cmu_panoptic.read_annotations(path)
 
 
+def _hrnet_weights_reader(path):
+    from siam_jax.models import convert
+
+    return convert.read_state_dict(path)
+
+
 READERS = {
     "smpl": ("SMPL_NEUTRAL.pkl", _smpl_reader, lambda x: {"v_template": x}),
     "pw3d_sequence": ("courtyard_x_00.pkl", _pw3d_reader, lambda x: {"sequence": x}),
@@ -84,6 +90,7 @@ READERS = {
     "agora_fit": ("fit.pkl", _agora_fit_reader, lambda x: {"betas": x}),
     "agora_prediction": ("img_personId_0.pkl", _agora_pred_reader, lambda x: {"joints": x}),
     "panoptic_annotation": ("160422_haggling1.pkl", _panoptic_reader, lambda x: [x]),
+    "hrnet_weights": ("hrnet_w32.pkl", _hrnet_weights_reader, lambda x: {"conv1.weight": x}),
 }
 
 
@@ -104,6 +111,19 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, kind, payload):
         module.get(payload, r"(builtins|__builtin__)\.eval"), str(err.value)
     )
     assert not os.path.exists(marker)
+
+
+def test_ordered_dict_of_arrays_loads_and_other_collections_are_refused():
+    import collections
+
+    sd = collections.OrderedDict([("b.weight", np.arange(6.0).reshape(2, 3)), ("a", np.int64(7))])
+    for protocol in (2, 4, 5):
+        back = safe_pickle.loads(pickle.dumps(sd, protocol=protocol), "w.pkl")
+        assert type(back) is collections.OrderedDict and list(back) == ["b.weight", "a"]
+        np.testing.assert_array_equal(back["b.weight"], sd["b.weight"])
+    raw = pickle.dumps(collections.defaultdict(list, {"a": [1]}), protocol=2)
+    with pytest.raises(safe_pickle.UnsafePickleError, match=r"collections\.defaultdict"):
+        safe_pickle.loads(raw, "w.pkl")
 
 
 def test_codecs_encode_only_turns_text_into_bytes():

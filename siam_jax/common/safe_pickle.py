@@ -17,13 +17,16 @@ and refuses every other global, before the opcode that would call it runs:
 * torch tensors saved inside AGORA's fit pickles, re-loaded with ``torch.load(weights_only=True)``
   (torch's own safe loader);
 * a few builtins (``object``, ``set``, ``frozenset``, ``slice``, ``complex``, ``bytearray``) and
-  ``copyreg._reconstructor`` (Python 2 era class pickles; it only instantiates allowed classes).
+  ``copyreg._reconstructor`` (Python 2 era class pickles; it only instantiates allowed classes);
+* ``collections.OrderedDict``, the container of every PyTorch ``state_dict`` (plain-pickle HRNet
+  weights written with ``pickle.dump(OrderedDict of numpy arrays)``); it only builds a mapping.
 
 A refusal raises ``UnsafePickleError`` naming the file and the global.
 """
 
 from __future__ import annotations
 
+import collections
 import copyreg
 import io
 import os
@@ -181,6 +184,8 @@ def resolve(module: str, name: str):
         return _BUILTINS.get(name)
     if module in ("copy_reg", "copyreg") and name == "_reconstructor":
         return copyreg._reconstructor
+    if module == "collections" and name == "OrderedDict":
+        return collections.OrderedDict
     if module == "_codecs" and name == "encode":
         return _latin1_encode
     if module == "chumpy" or module.startswith("chumpy."):

@@ -22,6 +22,11 @@ Key layouts recognised (``backbone_view``):
   ``backbone.``: the ``backbone.`` keys, everything else ignored.
 * ``module.`` (DataParallel / DDP) and ``model.`` wrappers on every key are stripped first.
 
+File formats (``read_state_dict``): ``.pth``/``.pt``/``.bin``/``.ckpt`` and ``.pkl`` torch.save
+archives (zip or legacy) through ``torch.load(weights_only=True)``; ``.pkl`` plain pickles of numpy
+arrays (``pickle.dump`` of a dict / OrderedDict) through ``siam_jax.common.safe_pickle``, which
+refuses any global outside its allow-list before it runs; ``.safetensors``.
+
 ``python -m siam_jax.models.convert --check FILE --width 32|48`` prints how many backbone tensors
 the file fills, of how many, and exits non-zero unless it fills all.
 """
@@ -39,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from siam_jax.common import safe_pickle
 from siam_jax.models.hrnet import HRNet
 
 # Heads of timm's classifier, HigherHRNet / pose HRNet, HRNet-seg: not part of the backbone.
@@ -139,9 +145,35 @@ def _torch_load(path: str):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+# The first object of a legacy (pre-1.6, non-zip) torch.save file: torch/serialization.py
+# MAGIC_NUMBER, written by _legacy_save before the protocol version and the pickled object.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _read_pickle(path: str):
+    """A ``.pkl``: a torch.save archive (zip or legacy) through ``torch.load(weights_only=True)``,
+    a plain pickle (numpy arrays in a dict / OrderedDict) through the project's allow-list
+    loader, which refuses any other global before it could run."""
+    if zipfile.is_zipfile(path):
+        return _torch_load(path)  # ROMP's pretrain_hrnet.pkl and the like: torch.save archives
+    try:
+        obj = safe_pickle.load(path, "HRNet weights")
+    except safe_pickle.UnsafePickleError as err:
+        if "'torch." not in str(err):
+            raise
+        raise WeightsError(
+            f"{err}\n{path}: torch tensors written with plain pickle; re-save the state dict "
+            "with torch.save (read with weights_only=True) or as .safetensors"
+        ) from None
+    if isinstance(obj, int) and obj == _TORCH_LEGACY_MAGIC:  # legacy torch.save: torch's format
+        return _torch_load(path)
+    return obj
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """``.pth``/``.pt``/``.bin``/``.ckpt`` (torch.save), ``.pkl`` (a torch.save archive) or
-    ``.safetensors`` -> name -> numpy, unwrapping ``state_dict``/``model`` checkpoint dicts."""
+    """``.pth``/``.pt``/``.bin``/``.ckpt`` (torch.save), ``.pkl`` (a torch.save archive or a plain
+    pickle of numpy arrays) or ``.safetensors`` -> name -> numpy, unwrapping
+    ``state_dict``/``model`` checkpoint dicts."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"HRNet weights file not found: {path}")
@@ -150,16 +182,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
         return dict(load_file(path))
     if path.endswith(".pkl"):
-        if not zipfile.is_zipfile(path):
-            # TODO(lead): read plain-pickle weights through siam_jax.common.safe_pickle (the
-            # project's one allow-list loader) once it lands; until then they are refused.
-            raise WeightsError(
-                f"{path}: a plain pickle, not a torch.save archive; plain pickles are read only "
-                "through the project's allow-list loader, which does not handle weights yet. "
-                "Re-save it as .pth (torch.save(torch.load(f, weights_only=True), 'x.pth')) or "
-                ".safetensors"
-            )
-        obj = _torch_load(path)  # ROMP's pretrain_hrnet.pkl and the like: torch.save archives
+        obj = _read_pickle(path)
     elif path.endswith((".pth", ".pt", ".bin", ".ckpt")):
         obj = _torch_load(path)
     else:
@@ -333,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = check_file(args.check, args.width, allow_single_scale=args.allow_single_scale)
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError, safe_pickle.UnsafePickleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     filled = len(report.loaded)
