@@ -24,7 +24,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from siam_jax.inference.console import quiet_library_logs
+from siam_jax.common.logging_setup import quiet_library_logs
 
 _QUICK = flags.DEFINE_bool("quick", False, "W32 frame 256/512, W32 video 512, demo, references.")
 _OUT = flags.DEFINE_string("out", "", "JSON path (suite: .md and .png beside; default bench.json).")

@@ -14,7 +14,7 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
-from siam_jax.inference.console import quiet_library_logs
+from siam_jax.common.logging_setup import quiet_library_logs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model config file.", lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Training workdir or checkpoints folder.")
