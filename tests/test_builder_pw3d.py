@@ -126,3 +126,22 @@ def test_missing_image_is_skipped_and_counted(tmp_path):
     )
     assert builder.info.metadata["skipped_frames_test"] == 2
     assert builder.info.splits["test"].num_examples == 1
+
+
+def test_invalid_actor_is_an_ignore_box_not_background(built):
+    """Issue 20: an actor with campose_valid 0 stands in the image without a trusted fit; the
+    frame keeps its box as don't-care. Expected box by hand: the fixture's camera-frame joints
+    (3DPW's world SMPL moved by cam_poses) through u = fx x / z + cx, v = fy y / z + cy."""
+    truth, _, _, test, _ = built
+    k = truth[SEQ]["data"]["cam_intrinsics"]
+    for t, ex in enumerate(test):
+        assert not ex["all_persons_annotated"]  # 3DPW annotates the actors, not bystanders
+        if t != 1:  # both actors valid: nothing ignored
+            assert ex["ignore_boxes"].shape == (0, 4)
+            continue
+        j = truth[SEQ]["joints_cam"][1][t]
+        u = k[0, 0] * j[:, 0] / j[:, 2] + k[0, 2]
+        v = k[1, 1] * j[:, 1] / j[:, 2] + k[1, 2]
+        assert (u > 0).all() and (u < 95).all() and (v > 0).all() and (v < 127).all()  # in view
+        want = [[u.min(), v.min(), u.max(), v.max()]]
+        np.testing.assert_allclose(ex["ignore_boxes"], want, atol=1e-3)
