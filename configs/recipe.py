@@ -67,9 +67,11 @@ SCHEDULE = {
 }
 
 
-def mixture_entries() -> list[dict]:
-    """``MIXTURE`` as ``config.data.mixture`` reads it: ``{name, weight, split}`` per dataset."""
-    return [{"name": n, "weight": w, "split": s} for n, s, w, _ in MIXTURE]
+def mixture_entries() -> list[tuple[str, float]]:
+    """``MIXTURE`` as ``config.data.train`` holds it: ``(name[:config]/split, weight)`` per
+    dataset, the one mixture representation the pipeline, the preflight check and the
+    checkpoint metadata read (``siam_jax.data.mixture.parse_mixture``; docs/choices.md)."""
+    return [(f"{n}/{s}", w) for n, s, w, _ in MIXTURE]
 
 
 def apply(config: ml_collections.ConfigDict, width: int) -> ml_collections.ConfigDict:
@@ -89,10 +91,7 @@ def apply(config: ml_collections.ConfigDict, width: int) -> ml_collections.Confi
     d.data_dir = root + "/tensorflow_datasets"
     d.manual_dir = root + "/manual"
     d.real.body_model_dir = root + "/body_models/smpl"
-    d.mixture = mixture_entries()
-    # The same mixture in the (spec/split, weight) form of data.train, which the pipeline reads
-    # until data.mixture replaces it (issue 14): the two never disagree.
-    d.train = [(f"{n}/{s}", w) for n, s, w, _ in MIXTURE]
+    d.train = mixture_entries()
     d.eval_dataset = "pw3d:full"
     d.eval_split = "validation"
     d.num_eval_examples = SCHEDULE["num_eval_examples"]

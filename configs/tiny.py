@@ -3,19 +3,18 @@
     python train.py --config configs/tiny.py --workdir /tmp/siam_tiny --config.total_steps=2
 
 HRNet width 4 with one module and one block per stage, 64x64 input (8x8 feature cells), k = 4
-instance slots, d = 32, one SIA layer. ``get_config("video")`` gives clip_len 2.
+instance slots, d = 32, one SIA layer. ``get_config("video")`` gives clip_len 2. ``shrink(config)``
+applies the same model sizes to any config (the poster configs' smoke test,
+tests/test_train_all_datasets.py), leaving its data, recipe and clip length alone.
 """
 
 from configs import default
 
 
-def get_config(setting: str = "frame"):
-    if setting not in ("frame", "video"):
-        raise ValueError(f"setting must be frame or video, got {setting!r}")
-    config = default.get_config()
+def shrink(config):
+    """The tiny model sizes on ``config`` (in place; returns it): input 64 px, HRNet-W4, k 4."""
     m = config.model
     m.input_size = 64
-    m.clip_len = 1 if setting == "frame" else 2
     m.max_instances = 4
     m.token_dim = 32
     m.backbone.width = 4
@@ -28,5 +27,13 @@ def get_config(setting: str = "frame"):
     m.fd.hidden = 32
     m.regressor.hidden = 64
     config.data.synthetic.image_size = 64
+    return config
+
+
+def get_config(setting: str = "frame"):
+    if setting not in ("frame", "video"):
+        raise ValueError(f"setting must be frame or video, got {setting!r}")
+    config = shrink(default.get_config())
+    config.model.clip_len = 1 if setting == "frame" else 2
     config.batch_size = 2
     return config

@@ -158,9 +158,22 @@ def _eft_entry(rng, image: str, centre, scale: float, ann_id: int | None) -> dic
     return entry
 
 
-def write_crowdpose(manual: str) -> dict:
+def _frame_fits(rng, ann_ids, boxes) -> dict:
+    """NeuralAnnot entries in the frame's own camera (``frame_k``), a ~1.7 m person at the
+    depth where it fills its box, centred on it."""
+    k = frame_k()
+    out = {}
+    for ann_id, (x0, _y0, w, h) in zip(ann_ids, boxes, strict=True):
+        z = k[1, 1] * 1.7 / h
+        x = (x0 + w / 2 - k[0, 2]) * z / k[0, 0]
+        out[str(ann_id)] = _fit(rng, k, [x, 0.0, z])
+    return out
+
+
+def write_crowdpose(manual: str, neuralannot: bool = False) -> dict:
     """CrowdPose: json files under json/ (ROMP's layout), images/; image 1 with two persons and
-    a crowd region."""
+    a crowd region. ``neuralannot``: also CrowdPose_train_SMPL_NeuralAnnot.json (fits of both
+    persons in the frame camera) and the neutral body model under body_models/."""
     rng = np.random.default_rng(1)
     write_image(os.path.join(manual, "images", "100000.jpg"), W, H, seed=5)
     data = {
@@ -179,12 +192,17 @@ def write_crowdpose(manual: str) -> dict:
         "categories": [{"id": 1, "name": "person", "keypoints": list(CROWDPOSE_NAMES)}],
     }  # fmt: skip
     _dump(os.path.join(manual, "json", "crowdpose_train.json"), data)
+    if neuralannot:
+        write_body_models(os.path.join(manual, "body_models"), genders=("neutral",))
+        fits = _frame_fits(rng, (1, 2), ([10, 10, 50, 100], [80, 10, 50, 100]))
+        _dump(os.path.join(manual, "json", "CrowdPose_train_SMPL_NeuralAnnot.json"), fits)
     return data
 
 
-def write_mpii(manual: str) -> dict:
+def write_mpii(manual: str, neuralannot: bool = False) -> dict:
     """MPII (NeuralAnnot COCO-style json, no keypoint names): one image with two persons and
-    EFT fits matched by image name + centre (one near each person, one far from both)."""
+    EFT fits matched by image name + centre (one near each person, one far from both);
+    ``neuralannot``: also annotations/MPII_train_SMPL_NeuralAnnot.json (both persons)."""
     rng = np.random.default_rng(2)
     write_body_models(os.path.join(manual, "body_models"), genders=("neutral",))
     write_image(os.path.join(manual, "images", "015601864.jpg"), W, H, seed=7)
@@ -204,6 +222,9 @@ def write_mpii(manual: str) -> dict:
         _eft_entry(rng, "015601864.jpg", [75.0, 2.0], 0.6, None),  # between and above: far
     ]}  # fmt: skip
     _dump(os.path.join(manual, "eft_fit", "MPII_ver01.json"), eft)
+    if neuralannot:
+        fits = _frame_fits(rng, (0, 1), ([10, 10, 50, 100], [90, 10, 50, 100]))
+        _dump(os.path.join(manual, "annotations", "MPII_train_SMPL_NeuralAnnot.json"), fits)
     return {"train": data, "eft": eft}
 
 

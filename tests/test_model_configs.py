@@ -133,13 +133,14 @@ def test_poster_configs_carry_the_recipe_under_the_data_root(name, ablation, mon
     assert c.model.body_model.path == "/elsewhere/body_models/smpl/SMPL_NEUTRAL.pkl"
     assert c.data.data_dir == "/elsewhere/tensorflow_datasets"
     # TRAINING_DATA.md's ROMP/BEV datasets, as a probability-weighted list summing to 1.
-    names = [e["name"].partition(":")[0] for e in c.data.mixture]
+    names = [spec.partition(":")[0].partition("/")[0] for spec, _ in c.data.train]
     assert names == [
         "agora", "pw3d", "h36m", "muco", "coco_keypoints", "mpi_inf_3dhp", "crowdpose", "mpii"
     ]  # fmt: skip
-    assert abs(sum(e["weight"] for e in c.data.mixture) - 1.0) < 1e-9
-    assert all(0 < e["weight"] <= 0.2 for e in c.data.mixture)  # ROMP README: each <= 0.2
-    assert c.data.train == [(f"{e['name']}/{e['split']}", e["weight"]) for e in c.data.mixture]
+    assert all(spec.endswith("/train") for spec, _ in c.data.train)
+    assert abs(sum(w for _, w in c.data.train) - 1.0) < 1e-9
+    assert all(0 < w <= 0.2 for _, w in c.data.train)  # ROMP README: each <= 0.2
+    assert "mixture" not in c.data  # one representation: data.train (docs/choices.md)
     assert (c.data.eval_dataset, c.data.eval_split) == ("pw3d:full", "validation")
     assert c.model.input_size == 512
     images = c.batch_size * c.model.clip_len

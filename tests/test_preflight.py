@@ -92,5 +92,5 @@ def test_procedural_body_with_real_dataset_is_refused(synthetic_dir):
 def test_mixture_list_is_what_is_checked(tmp_path):
     c = w32_frame.get_config("base")
     assert preflight.training_specs(c) == [(n, s) for n, s, _, _ in recipe.MIXTURE]
-    c.data.mixture = []  # falls back to data.train, the same datasets by construction
-    assert preflight.training_specs(c) == [(n, s) for n, s, _, _ in recipe.MIXTURE]
+    c.data.train = [("coco_keypoints:eft", 0.5), ("h36m/validation", 0.5, {"video": False})]
+    assert preflight.training_specs(c) == [("coco_keypoints:eft", "train"), ("h36m", "validation")]

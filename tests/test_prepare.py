@@ -201,3 +201,26 @@ def test_fit_behind_its_camera_is_counted_not_attached(tmp_path):
     summary = prepare.prepare("coco", str(manual), str(tmp_path / "tfds"), config="neuralannot")
     assert summary["metadata"]["fits_invalid_train"] == 1
     assert summary["metadata"]["fits_attached_train"] == 1  # 102 only
+
+
+def test_every_name_prints_its_instructions_and_is_documented(tmp_path, capsys):
+    """``prepare NAME --manual_dir EMPTY`` for each dataset of issue 14's list: exit 1, the
+    missing files and the builder's own download instructions, nothing written; every name is a
+    row of data/README.md (where files go, terms) and of docs/training_data.md's prepare table."""
+    names = ("agora", "pw3d", "cmu_panoptic", "coco", "crowdpose", "mpii", "muco", "posetrack",
+             "h36m", "mpi_inf_3dhp", "bedlam")  # fmt: skip
+    assert {prepare.lookup(n).name for n in (*names, "siam_synthetic")} == set(prepare.REGISTRY)
+    readme = open(os.path.join(ROOT, "data", "README.md"), encoding="utf-8").read()
+    table = open(os.path.join(ROOT, "docs", "training_data.md"), encoding="utf-8").read()
+    empty, data_dir = tmp_path / "empty", tmp_path / "tfds"
+    empty.mkdir()
+    for name in names:
+        argv = ["prepare", name, "--manual_dir", str(empty), "--data_dir", str(data_dir)]
+        assert prepare.main(argv) == 1, name
+        err = capsys.readouterr().err
+        entry = prepare.lookup(name)
+        builder = prepare.make_builder(entry, str(data_dir), None, None)
+        assert "missing under manual_dir" in err, (name, err)
+        assert builder.MANUAL_DOWNLOAD_INSTRUCTIONS.strip().splitlines()[0] in err, name
+        assert f"\n| {name} |" in readme and f"\n| {name} |" in table, name
+    assert not data_dir.exists()

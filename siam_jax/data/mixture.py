@@ -25,19 +25,25 @@ import numpy as np
 from siam_jax.data import clips as clips_lib
 
 # ROMP v1 (Arthur151/ROMP configs/v1.yml 'sample_prob', reference/TRAINING_DATA.md table 1), with
-# ROMP's per-dataset zoom ranges (h36m 1.4-2.0, mpiinf 1.3-1.9, muco 1.4-2.2, lsp 1.6-2.0; ROMP
-# h36m.py / mpi_inf_3dhp.py / MuCo.py / lsp.py scale_range), read as our zoom relative to the
-# fitted image. ROMP trains COCO-2014, MPII and LSP with EFT fits and CrowdPose with 2D joints
-# only. h36m, mpi_inf_3dhp and lsp have no builder yet: opening them fails naming the dataset.
+# ROMP's per-dataset zoom ranges (h36m 1.4-2.0, mpiinf 1.3-1.9, muco 1.4-2.2; ROMP h36m.py /
+# mpi_inf_3dhp.py / MuCo.py scale_range), read as our zoom relative to the fitted image. ROMP
+# trains COCO-2014, MPII and LSP with EFT fits and CrowdPose with 2D joints only. LSP (ROMP .06,
+# scale 1.6-2.0) has no builder here: the preset leaves it out and rescales the other weights by
+# 1 / .94 so they sum to 1, keeping ROMP's proportions (docs/choices.md "ROMP preset without LSP").
+_ROMP_V1_SAMPLE_PROB = {"h36m": 0.20, "mpi_inf_3dhp": 0.16, "coco": 0.20, "lsp": 0.06,
+                        "mpii": 0.10, "muco": 0.14, "crowdpose": 0.14}  # fmt: skip
+_ROMP_V1_KEPT = 1.0 - _ROMP_V1_SAMPLE_PROB["lsp"]
 PRESETS: dict[str, tuple[tuple, ...]] = {
-    "romp_v1": (
-        ("h36m", 0.20, {"scale": (1.4, 2.0)}),
-        ("mpi_inf_3dhp", 0.16, {"scale": (1.3, 1.9)}),
-        ("coco_keypoints:eft", 0.20, {}),
-        ("lsp", 0.06, {"scale": (1.6, 2.0)}),
-        ("mpii:eft", 0.10, {}),
-        ("muco:augmented", 0.14, {"scale": (1.4, 2.2)}),
-        ("crowdpose:keypoints", 0.14, {}),
+    "romp_v1": tuple(
+        (spec, _ROMP_V1_SAMPLE_PROB[romp] / _ROMP_V1_KEPT, overrides)
+        for spec, romp, overrides in (
+            ("h36m", "h36m", {"scale": (1.4, 2.0)}),
+            ("mpi_inf_3dhp", "mpi_inf_3dhp", {"scale": (1.3, 1.9)}),
+            ("coco_keypoints:eft", "coco", {}),
+            ("mpii:eft", "mpii", {}),
+            ("muco:augmented", "muco", {"scale": (1.4, 2.2)}),
+            ("crowdpose:keypoints", "crowdpose", {}),
+        )
     ),
 }
 

@@ -18,12 +18,10 @@ before their builder exists; none now).
 from __future__ import annotations
 
 import dataclasses
-import glob
 import importlib
 import os
 import shutil
 import sys
-from collections.abc import Callable
 
 from siam_jax.common import files
 
@@ -37,8 +35,8 @@ class PrepareError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """How to build one dataset. ``required(manual, config)`` lists missing files (None: ask the
-    builder's own ``missing_files``); ``body_model`` says the builder takes ``body_model_dir``."""
+    """How to build one dataset (the builder's own ``missing_files(manual)`` lists what is missing);
+    ``body_model`` says the builder takes ``body_model_dir``."""
 
     name: str
     module: str
@@ -47,7 +45,6 @@ class Entry:
     video: bool = False  # frames of real videos (clips may be cut from them)
     body_model: bool = False
     manual: bool = True  # needs --manual_dir
-    required: Callable[[str, str | None], list[str]] | None = None
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -60,21 +57,11 @@ def register(entry: Entry) -> None:
     REGISTRY[entry.name] = entry
 
 
-def _globbed(*patterns: str) -> Callable[[str, str | None], list[str]]:
-    def required(manual: str, config: str | None) -> list[str]:
-        return [p for p in patterns if not glob.glob(os.path.join(manual, p))]
-
-    return required
-
-
 _B = "siam_jax.data.builders"
 for _entry in (
-    Entry("agora", f"{_B}.agora", "Agora", "1280x720", body_model=True,
-          required=_globbed("SMPL/train_*.pkl", "SMPL/validation_*.pkl")),
-    Entry("pw3d", f"{_B}.pw3d", "Pw3d", "full", video=True, body_model=True,
-          required=_globbed("sequenceFiles/*/*.pkl", "imageFiles/*")),
-    Entry("cmu_panoptic", f"{_B}.cmu_panoptic", "CmuPanoptic", video=True,
-          required=_globbed("annotations/*.pkl", "images")),
+    Entry("agora", f"{_B}.agora", "Agora", "1280x720", body_model=True),
+    Entry("pw3d", f"{_B}.pw3d", "Pw3d", "full", video=True, body_model=True),
+    Entry("cmu_panoptic", f"{_B}.cmu_panoptic", "CmuPanoptic", video=True),
     Entry("coco_keypoints", f"{_B}.coco_family.coco", "CocoKeypoints", "keypoints",
           body_model=True),
     Entry("crowdpose", f"{_B}.coco_family.crowdpose", "Crowdpose", "keypoints", body_model=True),
@@ -87,7 +74,7 @@ for _entry in (
           body_model=True),
     Entry("bedlam", f"{_B}.bedlam", "Bedlam", video=True, body_model=True),
     Entry("siam_synthetic", f"{_B}.siam_synthetic", "SiamSynthetic", "default", video=True,
-          manual=False, required=lambda manual, config: []),
+          manual=False),
 ):  # fmt: skip
     register(_entry)
 
@@ -122,8 +109,6 @@ def missing_files(entry: Entry, builder, manual_dir: str | None, config: str | N
         return []
     if not manual_dir or not os.path.isdir(manual_dir):
         return [f"the manual_dir {manual_dir!r} itself"]
-    if entry.required is not None:
-        return entry.required(manual_dir, config)
     return builder.missing_files(manual_dir)
 
 

@@ -40,15 +40,12 @@ class Missing:
 
 # ====================================================================================== datasets
 def training_specs(config) -> list[tuple[str, str]]:
-    """``(name[:config], split)`` of every training dataset: ``config.data.mixture`` (a list of
-    ``{name, weight, split}``) when the config has one, else ``config.data.train``."""
+    """``(name[:config], split)`` of every training dataset of ``config.data.train`` (the one
+    mixture representation: ``(spec, weight[, overrides])`` entries, ``mixture.parse_mixture``)."""
     d = config.data
-    entries = d.get("mixture") or []
-    if entries:
-        return [(str(e["name"]), str(e.get("split") or d.train_split)) for e in entries]
     out = []
-    for spec, _ in d.train:
-        parsed = mixture.DatasetSpec.parse(spec, d.train_split)
+    for entry in mixture.parse_mixture(d.train, list(d.augment.keys())):
+        parsed = mixture.DatasetSpec.parse(entry.spec, d.train_split)
         out.append((parsed.name.replace("/", ":"), parsed.split))
     return out
 

@@ -37,6 +37,7 @@ from siam_jax.body import RestRoot
 from siam_jax.common import safe_pickle
 from siam_jax.data import conversions as cv
 from siam_jax.data import schema
+from siam_jax.data.builders import labels
 from siam_jax.data.builders.official import OfficialFormatBuilder
 
 log = logging.getLogger(__name__)
@@ -250,10 +251,15 @@ class Agora(OfficialFormatBuilder):
     IMAGE_FORMAT = "png"
     HOMEPAGE = "https://agora.is.tue.mpg.de/"
 
+    def missing_files(self, manual: str) -> list[str]:
+        """Required files absent from ``manual`` (``prepare`` prints them with the instructions)."""
+        return labels.missing_globs(
+            manual, ("SMPL/train_*.pkl", "SMPL/validation_*.pkl")
+        ) + labels.missing_body_models(self._body_model_folder(manual))
+
     def _split_generators(self, dl_manager):
-        manual = self._manual_dir(dl_manager)
-        folder = self._body_model_folder(manual)
-        model = cv.load_body_models(folder, ("neutral",))["neutral"]
+        manual, models = labels.require_manual(self, dl_manager, "AGORA", ("neutral",))
+        model = models["neutral"]
         w, h = self.builder_config.resolution
         image_root = os.path.join(manual, f"images_{w}x{h}")
         splits = {

@@ -143,11 +143,7 @@ class Bedlam(OfficialFormatBuilder):
         return missing
 
     def _split_generators(self, dl_manager):
-        manual = self._manual_dir(dl_manager)
-        missing = self.missing_files(manual)
-        if missing:
-            raise FileNotFoundError(f"BEDLAM: missing {missing}\n{_INSTRUCTIONS}")
-        models = cv.load_body_models(self._body_model_folder(manual), GENDERS)
+        manual, models = labels.require_manual(self, dl_manager, "BEDLAM", GENDERS)
         self.info.metadata["video"] = True
         out = {}
         for split in SPLITS:

@@ -34,6 +34,7 @@ from siam_jax.body import joint_sets
 from siam_jax.common import safe_pickle
 from siam_jax.data import conversions as cv
 from siam_jax.data import schema
+from siam_jax.data.builders import labels
 from siam_jax.data.builders.official import OfficialFormatBuilder
 
 log = logging.getLogger(__name__)
@@ -155,11 +156,13 @@ class CmuPanoptic(OfficialFormatBuilder):
     IMAGE_FORMAT = "jpeg"
     HOMEPAGE = "http://domedb.perception.cs.cmu.edu/"
 
+    def missing_files(self, manual: str) -> list[str]:
+        """Required files absent from ``manual`` (``prepare`` prints them with the instructions)."""
+        return labels.missing_globs(manual, ("annotations/*.pkl", "images"))
+
     def _split_generators(self, dl_manager):
-        manual = self._manual_dir(dl_manager)
+        manual, _ = labels.require_manual(self, dl_manager, "CMU-Panoptic")
         folder = os.path.join(manual, "annotations")
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"CMU-Panoptic: missing folder {folder} (see instructions)")
         return {"test": self._generate_examples(manual, folder)}
 
     def _generate_examples(self, manual: str, folder: str):

@@ -143,14 +143,11 @@ class H36m(OfficialFormatBuilder):
         return missing
 
     def _split_generators(self, dl_manager):
-        manual = self._manual_dir(dl_manager)
-        missing = self.missing_files(manual)
-        if missing:
-            raise FileNotFoundError(f"Human3.6M: missing {missing}\n{_INSTRUCTIONS}")
-        model = None
-        if self.builder_config.smpl:
-            # NeuralAnnot fits the neutral SMPL (I2L: smpl.layer['neutral']).
-            model = cv.load_body_models(self._body_model_folder(manual), ("neutral",))["neutral"]
+        # NeuralAnnot fits the neutral SMPL (I2L: smpl.layer['neutral']).
+        genders = ("neutral",) if self.builder_config.smpl else ()
+        manual, models = labels.require_manual(self, dl_manager, "Human3.6M", genders)
+        model = models.get("neutral")
+        if model is not None:
             self.info.metadata["fit_error_checked"] = model.h36m_regressor is not None
         self.info.metadata["video"] = True
         out = {}

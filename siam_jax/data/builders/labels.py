@@ -1,13 +1,15 @@
 """Small readers shared by the Human3.6M, MPI-INF-3DHP and BEDLAM builders: checked fields of
 json / mat / npz labels (errors name the file, the entry and the key), the per-split counts every
-builder writes into ``info.metadata``, and the SMPL fields of a person posed in its camera."""
+builder writes into ``info.metadata``, and the SMPL fields of a person posed in its camera; and
+the manual-download preamble of every official builder (``require_manual``)."""
 
 from __future__ import annotations
 
 import collections
+import glob
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -171,3 +173,29 @@ def missing_body_models(folder: str, genders=("neutral",)) -> list[str]:
         except FileNotFoundError as err:
             missing.append(str(err))
     return missing
+
+
+def missing_globs(manual: str, patterns: Sequence[str]) -> list[str]:
+    """The glob patterns (relative to ``manual``) that match nothing, as 'pattern (none found)'."""
+    return [f"{p} (none found)" for p in patterns if not glob.glob(os.path.join(manual, p))]
+
+
+def require_manual(builder, dl_manager, dataset: str, genders: Sequence[str] = ()):
+    """The start of every official builder's ``_split_generators``: ``(manual_dir, models)``.
+
+    Keeps TensorFlow off the accelerators (the builders run the JAX body model beside TFDS),
+    raises ``FileNotFoundError`` naming ``dataset``, every file ``builder.missing_files(manual)``
+    lists and the builder's ``MANUAL_DOWNLOAD_INSTRUCTIONS`` when any is missing, then loads the
+    SMPL models of ``genders`` from ``builder._body_model_folder(manual)`` (``{}`` when none).
+    """
+    cv.keep_tf_off_accelerators()
+    manual = os.fspath(dl_manager.manual_dir)
+    missing = builder.missing_files(manual)
+    if missing:
+        raise FileNotFoundError(
+            f"{dataset}: missing under manual_dir {manual}:\n  " + "\n  ".join(missing)
+            + f"\n\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS or ''}"
+        )  # fmt: skip
+    if not genders:
+        return manual, {}
+    return manual, cv.load_body_models(builder._body_model_folder(manual), tuple(genders))

@@ -187,13 +187,11 @@ class MpiInf3dhp(OfficialFormatBuilder):
         return missing
 
     def _split_generators(self, dl_manager):
-        manual = self._manual_dir(dl_manager)
-        missing = self.missing_files(manual)
-        if missing:
-            raise FileNotFoundError(f"MPI-INF-3DHP: missing {missing}\n{_INSTRUCTIONS}")
+        genders = ("neutral",) if self.builder_config.neuralannot else ()
+        manual, models = labels.require_manual(self, dl_manager, "MPI-INF-3DHP", genders)
         fits = None
         if self.builder_config.neuralannot:
-            model = cv.load_body_models(self._body_model_folder(manual), ("neutral",))["neutral"]
+            model = models["neutral"]
             path = os.path.join(manual, SIDECAR)
             fits = {"path": path, "data": load_json(path), "model": model,
                     "rest_root": RestRoot.from_body_model(model)}  # fmt: skip

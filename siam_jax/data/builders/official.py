@@ -4,7 +4,8 @@
 pipeline read), frames in order (``disable_shuffling``: clips are cut from consecutive frames of
 one ``sequence_id``), an empty ``info.metadata`` the builder fills with what it skipped, and
 takes the folder of SMPL files as ``body_model_dir`` (default ``manual_dir/body_models``).
-Subclasses set ``IMAGE_FORMAT`` (how images are stored) and ``HOMEPAGE``.
+Subclasses set ``IMAGE_FORMAT`` (how images are stored) and ``HOMEPAGE``, list their required files
+in ``missing_files(manual)`` and start ``_split_generators`` with ``labels.require_manual``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 
 import tensorflow_datasets as tfds
 
-from siam_jax.data import conversions as cv
 from siam_jax.data import schema
 
 
@@ -37,12 +37,6 @@ class OfficialFormatBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
             metadata=tfds.core.MetadataDict(),
             disable_shuffling=True,
         )
-
-    def _manual_dir(self, dl_manager) -> str:
-        """``manual_dir`` as a path; first keeps TF off the accelerators (the builders run the
-        JAX body model beside TFDS)."""
-        cv.keep_tf_off_accelerators()
-        return os.fspath(dl_manager.manual_dir)
 
     def _body_model_folder(self, manual_dir: str) -> str:
         return self._body_model_dir or os.path.join(manual_dir, "body_models")

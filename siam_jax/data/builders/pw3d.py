@@ -27,6 +27,7 @@ from siam_jax.body import RestRoot
 from siam_jax.common import safe_pickle
 from siam_jax.data import conversions as cv
 from siam_jax.data import schema
+from siam_jax.data.builders import labels
 from siam_jax.data.builders.official import OfficialFormatBuilder
 
 log = logging.getLogger(__name__)
@@ -203,9 +204,15 @@ class Pw3d(OfficialFormatBuilder):
     IMAGE_FORMAT = "jpeg"
     HOMEPAGE = "https://virtualhumans.mpi-inf.mpg.de/3DPW/"
 
-    def _models(self, manual_dir: str) -> dict:
+    def missing_files(self, manual: str) -> list[str]:
+        """Required files absent from ``manual`` (``prepare`` prints them with the instructions)."""
+        return labels.missing_globs(
+            manual, ("sequenceFiles/*/*.pkl", "imageFiles/*")
+        ) + labels.missing_body_models(self._body_model_folder(manual))
+
+    def _models(self, manual_dir: str, models: dict) -> dict:
+        """``models`` (the neutral one) with the gendered ones when the folder has them."""
         folder = self._body_model_folder(manual_dir)
-        models = cv.load_body_models(folder, ("neutral",))
         try:
             models.update(cv.load_body_models(folder, ("male", "female")))
             self.info.metadata["joints_body_model"] = "gendered"
@@ -215,8 +222,8 @@ class Pw3d(OfficialFormatBuilder):
         return models
 
     def _split_generators(self, dl_manager):
-        manual = self._manual_dir(dl_manager)
-        models = self._models(manual)
+        manual, models = labels.require_manual(self, dl_manager, "3DPW", ("neutral",))
+        models = self._models(manual, models)
         out = {}
         for split, folder in SPLIT_FOLDERS.items():
             seq_dir = os.path.join(manual, "sequenceFiles", folder)

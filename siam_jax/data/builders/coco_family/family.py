@@ -135,15 +135,11 @@ class CocoFamilyBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         return missing
 
     def _split_generators(self, dl_manager):
-        cv.keep_tf_off_accelerators()
-        manual = os.fspath(dl_manager.manual_dir)
-        missing = self.missing_files(manual)
-        if missing:
-            raise FileNotFoundError(
-                f"{self.SPEC.dataset}: missing under {manual}: {missing}\n"
-                f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-            )
-        model = self._body_model(manual) if self.builder_config.sidecar != "none" else None
+        # NeuralAnnot and EFT fit the neutral SMPL (demo_smpl.py: smplx.create(..., 'smpl');
+        # EFT basicModel_neutral_lbs_10_207_0_v1.0.0.pkl).
+        genders = ("neutral",) if self.builder_config.sidecar != "none" else ()
+        manual, models = labels.require_manual(self, dl_manager, self.SPEC.dataset, genders)
+        model = models.get("neutral")
         # Whether frames come from real videos: only then may clips be cut from a sequence.
         self.info.metadata["video"] = bool(self.SPEC.video)
         out = {}
@@ -156,12 +152,6 @@ class CocoFamilyBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
 
     def _body_model_folder(self, manual: str) -> str:
         return self._body_model_dir or os.path.join(manual, "body_models")
-
-    def _body_model(self, manual: str):
-        folder = self._body_model_folder(manual)
-        # NeuralAnnot and EFT fit the neutral SMPL (demo_smpl.py: smplx.create(..., 'smpl');
-        # EFT basicModel_neutral_lbs_10_207_0_v1.0.0.pkl).
-        return cv.load_body_models(folder, ("neutral",))["neutral"]
 
     def _annotation_files(self, manual: str, layout: SplitLayout) -> list[str]:
         path = first_existing(manual, layout.annotations)
