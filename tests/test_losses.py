@@ -181,12 +181,15 @@ def test_zero_weight_terms_are_not_computed(setup):
     def no_body(*args, **kwargs):
         raise AssertionError("the GT mesh was built although the vertex term has weight 0")
 
-    weights = dict(WEIGHTS, vertices=0.0, betas=0.0)
+    # The keypoint terms pose the predicted mesh (for points beyond the 24 joints), so they
+    # are off too: then nothing may call the body model.
+    off = {"vertices", "betas", "keypoints_3d", "keypoints_2d"}
+    weights = dict(WEIGHTS, **dict.fromkeys(off, 0.0))
     total, terms = losses.compute_losses(
         _perfect_outputs(batch, body), {}, batch, body_model=no_body, weights=weights,
         input_size=h.INPUT,
     )  # fmt: skip
-    assert set(terms) == set(WEIGHTS) - {"vertices", "betas"}
+    assert set(terms) == set(WEIGHTS) - off
     np.testing.assert_allclose(total, sum(terms.values()), rtol=1e-6)
 
 
@@ -301,25 +304,40 @@ def test_dataset_keypoints_against_points_regressed_from_the_predicted_mesh():
         visibility=np.zeros((1, 1, 1, 24), np.float32),
     )  # fmt: skip
 
-    def run(vertices, joints):
-        outputs = {"pred_vertices": jnp.asarray(vertices, jnp.float32),
-                   "pred_keypoints_3d": jnp.asarray(joints, jnp.float32)}  # fmt: skip
-        w = {"keypoints_3d": 1.0, "keypoints_2d": 1.0}
-        return losses.compute_losses(
-            outputs, {}, batch, body_model=model, weights=w, input_size=128
-        )[1]
+    from siam_jax.body import rotations
 
-    v, j = np.asarray(out.vertices), np.asarray(out.joints)
-    terms = run(v, j)
+    def run(transl_shift=0.0, gt_shift=None):
+        # The mesh points are posed from the predicted parameters (here the GT ones), as the
+        # train step's outputs carry them; gt_shift moves one GT point instead of the mesh.
+        b = dict(batch)
+        if gt_shift is not None:
+            name, dx = gt_shift
+            j = kp.KEYPOINT_INDEX[name]
+            b["keypoints_3d"] = batch["keypoints_3d"].copy()
+            b["keypoints_3d"][0, 0, 0, j, 0] += dx
+            uvw = k @ b["keypoints_3d"][0, 0, 0, j]
+            b["keypoints_2d"] = batch["keypoints_2d"].copy()
+            b["keypoints_2d"][0, 0, 0, j] = uvw[:2] / uvw[2]
+        rot = rotations.axis_angle_to_matrix(jnp.asarray(pose))
+        root = rotations.axis_angle_to_matrix(jnp.asarray(orient))[..., None, :, :]
+        outputs = {
+            "pred_smpl_params": {"betas": betas, "body_pose": rot, "global_orient": root},
+            "pred_cam_t": jnp.asarray(transl + transl_shift, jnp.float32),
+            # read for its shape only: the mesh points are posed from the parameters above
+            "pred_vertices": jnp.zeros_like(out.vertices),
+            "pred_keypoints_3d": jnp.asarray(np.asarray(out.joints) + transl_shift, jnp.float32),
+        }
+        w = {"keypoints_3d": 1.0, "keypoints_2d": 1.0}
+        return losses.compute_losses(outputs, {}, b, body_model=model, weights=w, input_size=128)[1]
+
+    terms = run()
     np.testing.assert_allclose(terms["keypoints_3d"], 0.0, atol=1e-6)
     np.testing.assert_allclose(terms["keypoints_2d"], 0.0, atol=1e-5)
-    # 3D is aligned at the dataset hips' midpoint: a shifted mesh costs nothing in 3D.
-    np.testing.assert_allclose(run(v + 0.3, j + 0.3)["keypoints_3d"], 0.0, atol=1e-6)
-    # Moving only the nose vertex by 0.12 m in x: one of the four points is off by 0.12 in one
-    # of three coordinates -> L1 mean 0.12 / 3 / 4; in 2D by 500 * 0.12 / z_nose pixels in u.
-    v2 = v.copy()
-    v2[..., 332, 0] += 0.12
-    terms = run(v2, j)
+    # 3D is aligned at the dataset hips' midpoint: a shifted person costs nothing in 3D.
+    np.testing.assert_allclose(run(transl_shift=0.3)["keypoints_3d"], 0.0, atol=1e-6)
+    # Moving only the GT nose by 0.12 m in x: one of the four points is off by 0.12 in one of
+    # three coordinates -> L1 mean 0.12 / 3 / 4; in 2D by 500 * 0.12 / z_nose pixels in u.
+    terms = run(gt_shift=("nose", 0.12))
     np.testing.assert_allclose(terms["keypoints_3d"], 0.12 / 3 / 4, rtol=1e-4)
     du = 500 * 0.12 / points["nose"][2]
     np.testing.assert_allclose(terms["keypoints_2d"], du / 128 / 4, rtol=1e-3)

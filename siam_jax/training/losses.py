@@ -339,6 +339,54 @@ def predicted_superset(
     return full.at[..., jnp.asarray(np.flatnonzero(ok)), :].set(sub), ok
 
 
+# Superset points that are the 24 SMPL joints themselves (the first 24, keypoints.KEYPOINTS); the
+# others (vertex, J_regressor_extra, J_regressor_h36m points) need the posed mesh.
+_JOINT_POINTS = np.array([p.source == "smpl" for p in kp_lib.KEYPOINTS])
+assert _JOINT_POINTS[: len(_SMPL_POINTS)].all() and not _JOINT_POINTS[len(_SMPL_POINTS) :].any()
+
+
+def _mesh_point_weight(batch: Mapping[str, Array], weights: Mapping[str, float]) -> Array:
+    """Total GT weight on the superset points that need the predicted mesh, over the keypoint
+    terms that are on (scalar; 0 = no such point supervised in this batch)."""
+    total = jnp.zeros((), jnp.float32)
+    for term, gt_fn in (("keypoints_3d", gt_superset_3d), ("keypoints_2d", gt_superset_2d)):
+        if float(weights.get(term, 0.0)) != 0.0:
+            total = total + gt_fn(batch)[1][..., ~_JOINT_POINTS].sum()
+    return total
+
+
+def superset_where_supervised(
+    outputs: Mapping[str, object],
+    joints: Float[Array, "b t k 24 3"],
+    regressors: kp_lib.KeypointRegressors,
+    body_model,
+    mesh_point_weight: Array,
+) -> tuple[Float[Array, "b t k 61 3"], np.ndarray]:
+    """``predicted_superset`` of the predicted bodies, posing and skinning their meshes only
+    when the batch supervises a point that needs them (``mesh_point_weight > 0``, a
+    ``lax.cond``): the other points are the 24 kinematic joints, which need no skinning. Where no
+    such point is supervised the mesh points are 0 and carry weight 0, so the losses are the
+    same either way; a mixture of SMPL-joint datasets (the synthetic set) never skins."""
+    # The model's mesh size (a shape: reading it computes nothing).
+    ok = available_points(regressors, outputs["pred_vertices"].shape[-2])
+    params = outputs["pred_smpl_params"]
+
+    def with_mesh():
+        body = body_model(
+            betas=params["betas"].astype(jnp.float32),
+            body_pose=params["body_pose"].astype(jnp.float32),
+            global_orient=params["global_orient"].astype(jnp.float32),
+            transl=outputs["pred_cam_t"].astype(jnp.float32),
+        )
+        return predicted_superset(body.vertices, joints, regressors)[0]
+
+    def joints_only():
+        full = jnp.zeros((*joints.shape[:-2], kp_lib.NUM_KEYPOINTS, 3), joints.dtype)
+        return full.at[..., : len(_SMPL_POINTS), :].set(joints)
+
+    return jax.lax.cond(mesh_point_weight > 0, with_mesh, joints_only), ok
+
+
 def _centre_negative_mask(batch: Mapping[str, Array]) -> Array:
     """Cells that may be negatives: fully annotated frames, outside ``center_ignore``."""
     full = _flag(batch, "all_persons_annotated")[..., None, None]
@@ -418,12 +466,17 @@ def compute_losses(
     def rot_term(name, lo, hi, mask):
         return rotmat_loss(smpl(name), gt_rotmats(batch)[..., lo:hi, :, :], mask)
 
-    def superset():
-        regs = keypoint_regressors
-        if regs is None:
-            regs = kp_lib.regressors_of_model(body_model)
-        verts = outputs["pred_vertices"].astype(jnp.float32)
-        return predicted_superset(verts, pred_j24(), regs)
+    memo = {}
+
+    def superset():  # once for both keypoint terms
+        if "superset" not in memo:
+            regs = keypoint_regressors
+            if regs is None:
+                regs = kp_lib.regressors_of_model(body_model)
+            memo["superset"] = superset_where_supervised(
+                outputs, pred_j24(), regs, body_model, _mesh_point_weight(batch, weights)
+            )
+        return memo["superset"]
 
     def keypoints_3d():
         pred, ok = superset()
