@@ -60,22 +60,64 @@ def test_background_and_parts():
     assert part[0, 0] == -1 and part[11, 11] == 0 and part[20, 20] == 2  # nearest vertex
 
 
-def test_two_pass_matches_single_big_patch():
-    # Random triangles of mixed sizes: the small+large passes must equal one pass that gives
-    # every triangle the full patch (the direct, slow rasterisation).
+def _mixed_triangles(seed, n=80):
+    """Small and large triangles, some partly or wholly outside the 32 px image, some behind."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-0.6, 0.6, (n, 1, 3)) + np.array([0, 0, 3.0])
+    centres[: n // 10, :, 2] = -1.0  # behind the camera
+    scale = np.where(rng.random((n, 1, 1)) < 0.2, 0.3, 0.03)
+    return (centres + scale * rng.normal(size=(n, 3, 3))).astype(np.float32)
+
+
+def _full_patch(tri, Kj):
+    """The direct rasterisation: every triangle, in index order, on one patch covering the
+    whole image (no planning, no culling)."""
     import jax.numpy as jnp
 
-    from siam_jax.render.raster import _rasterize, patch_size, plan, project
+    from siam_jax.render.raster import _rasterize
 
-    rng = np.random.default_rng(0)
-    centres = rng.uniform(-0.4, 0.4, (60, 1, 3)) + np.array([0, 0, 3.0])
-    scale = np.where(rng.random((60, 1, 1)) < 0.2, 0.3, 0.03)
-    tri = jnp.asarray(centres + scale * rng.normal(size=(60, 3, 3)), jnp.float32)
+    order = jnp.arange(len(tri), dtype=jnp.int32)
+    return _rasterize(jnp.asarray(tri), Kj, order, 32, 32, ((32, len(tri)),), 0)
+
+
+def test_passes_by_patch_size_match_one_full_patch_pass(monkeypatch):
+    import jax.numpy as jnp
+
+    from siam_jax.render import raster
+
+    monkeypatch.setattr(raster, "_LAYOUTS", {})
     Kj = jnp.asarray(K)
-    p = patch_size(np.asarray(project(tri, Kj)), 32, 32)
-    small, big, num_large = plan(tri, Kj, p)
-    assert small < big and 0 < num_large < 60
-    a = _rasterize(tri, Kj, 32, 32, small, big, num_large, 0)
-    b = _rasterize(tri, Kj, 32, 32, big, big, 0, 0)
-    np.testing.assert_array_equal(np.asarray(a.tri), np.asarray(b.tri))
-    np.testing.assert_allclose(np.asarray(a.depth), np.asarray(b.depth))
+    for seed in range(3):
+        tri = _mixed_triangles(seed)
+        layout, order = raster.plan(tri, K, 32, 32)
+        assert len(layout) >= 2 and layout[-1][1] < len(tri)  # several passes, culled ones out
+        a = raster._rasterize(jnp.asarray(tri), Kj, jnp.asarray(order), 32, 32, layout, 0)
+        b = _full_patch(tri, Kj)
+        np.testing.assert_array_equal(np.asarray(a.tri), np.asarray(b.tri))
+        np.testing.assert_array_equal(np.asarray(a.depth), np.asarray(b.depth))
+
+
+def _scaled(tri, factor):
+    """Each triangle scaled about its centroid in x and y (same depth, same place)."""
+    c = tri.mean(1, keepdims=True)
+    out = tri.copy()
+    out[..., :2] = c[..., :2] + factor * (tri - c)[..., :2]
+    return out
+
+
+def test_a_compiled_layout_is_reused_only_where_it_covers(monkeypatch):
+    import jax.numpy as jnp
+
+    from siam_jax.render import raster
+
+    monkeypatch.setattr(raster, "_LAYOUTS", {})
+    monkeypatch.setattr(raster, "REUSE_SLACK", 1e9)  # any covering layout is cheap enough
+    Kj = jnp.asarray(K)
+    big = _mixed_triangles(0)
+    first, _ = raster.plan(big, K, 32, 32)
+    for factor in (0.5, 3.0):  # smaller triangles: covered by the first layout; larger: not
+        tri = _scaled(big, factor)
+        layout, order = raster.plan(tri, K, 32, 32)
+        assert (layout == first) == (factor < 1), (factor, layout, first)
+        a = raster._rasterize(jnp.asarray(tri), Kj, jnp.asarray(order), 32, 32, layout, 0)
+        np.testing.assert_array_equal(np.asarray(a.tri), np.asarray(_full_patch(tri, Kj).tri))
