@@ -121,3 +121,32 @@ def test_a_compiled_layout_is_reused_only_where_it_covers(monkeypatch):
         assert (layout == first) == (factor < 1), (factor, layout, first)
         a = raster._rasterize(jnp.asarray(tri), Kj, jnp.asarray(order), 32, 32, layout, 0)
         np.testing.assert_array_equal(np.asarray(a.tri), np.asarray(_full_patch(tri, Kj).tri))
+
+
+def _cube(centre, half, outward=True):
+    """A closed cube of 12 triangles; outward (or, flipped, inward) winding."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float32)
+    faces = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1], [2, 3, 7],
+                      [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])  # fmt: skip
+    v = centre + half * corners
+    # Orient every face outward: its normal must point away from the cube's centre.
+    n = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    flip = (n * (v[faces].mean(1) - centre)).sum(-1) < 0
+    faces[flip] = faces[flip][:, ::-1]
+    return v, faces if outward else faces[:, ::-1].copy()
+
+
+def test_back_face_culling_gives_the_full_render_of_closed_meshes():
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.from_euler("xyz", [25, 35, 10], degrees=True).as_matrix().astype(np.float32)
+    for outward in (True, False):  # the winding's orientation is read from the volume's sign
+        v1, f = _cube(np.zeros(3, np.float32), 0.08, outward)
+        v2, _ = _cube(np.zeros(3, np.float32), 0.05, outward)
+        v = np.stack([v1 @ rot.T + [0.02, 0, 2.0], v2 @ rot.T + [-0.06, 0.03, 1.7]])
+        full = render_meshes(v.astype(np.float32), f, K, 32, 32, colors=np.eye(3)[:2])
+        culled = render_meshes(v.astype(np.float32), f, K, 32, 32, colors=np.eye(3)[:2],
+                               cull_back_faces=True)  # fmt: skip
+        assert (np.asarray(full.person) == 1).sum() > 20 and (np.asarray(full.person) == 0).any()
+        for a, b in zip(full[:4], culled[:4], strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
