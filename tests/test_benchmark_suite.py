@@ -100,6 +100,7 @@ def test_end_to_end_demo_benchmark_runs_the_demo_on_a_synthetic_video():
     r = benchmark_demo(tiny.get_config(), 64, num_frames=3, people=2, model_calls=2)
     assert (r["resolution"], r["frames"], r["people_per_frame"]) == (64, 3, 2)
     assert r["demo_fps"] > 0 and r["demo_model_fps"] > 0 and r["model_fps"] > 0
+    assert r["demo_writer_ms_per_frame"] > 0
     assert r["model_calls"] == 2
     assert r["demo_over_model_fps"] == pytest.approx(r["demo_fps"] / r["model_fps"])
     # The demo does at least the model's work, so it cannot be faster than the model alone.

@@ -152,6 +152,7 @@ def benchmark_demo(
         "device": str(jax.devices()[0].device_kind),
         "demo_fps": s["demo_fps"],
         "demo_model_fps": s["model_fps"],
+        "demo_writer_ms_per_frame": 1e3 * s["writer_s_per_frame"],
         "model_fps": model_fps,
         "model_calls": first[1] + second[1],
         "demo_over_model_fps": s["demo_fps"] / model_fps,

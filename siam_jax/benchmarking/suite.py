@@ -190,7 +190,8 @@ def _markdown_notes(report: dict) -> list[str]:
             f"video, {d['people_per_frame']} people in view, {d['frames']} frames): "
             f"{d['demo_fps']:.2f} FPS; the same model step alone {d['model_fps']:.2f} FPS "
             f"({d['model_calls']} calls, same process), inside the demo "
-            f"{d['demo_model_fps']:.2f} FPS."
+            f"{d['demo_model_fps']:.2f} FPS; the writer stage (files, overlay, encoding, "
+            f"overlapping the model) {d['demo_writer_ms_per_frame']:.0f} ms per frame."
         )
     for key in ("video_streaming_over_frame_cost", "demo_over_model_fps",
                 "demo_over_frame_row_fps"):  # fmt: skip
