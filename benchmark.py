@@ -28,7 +28,9 @@ from ml_collections import config_flags
 from siam_jax.inference.console import quiet_library_logs
 
 _QUICK = flags.DEFINE_bool("quick", False, "W32 frame 256/512, W32 video 512, demo, references.")
-_OUT = flags.DEFINE_string("out", "", "JSON path (suite: .md and .png beside; default bench.json).")
+_OUT = flags.DEFINE_string(
+    "out", "", "JSON path (suite: .md and .png beside; default bench.json; --demo: demo.json)."
+)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per row (median reported).")
 _DEMO = flags.DEFINE_bool(
     "demo", False, "Only the end-to-end demo figure and demo_over_model_fps (W32 frame, 512 px)."

@@ -150,3 +150,11 @@ def test_back_face_culling_gives_the_full_render_of_closed_meshes():
         assert (np.asarray(full.person) == 1).sum() > 20 and (np.asarray(full.person) == 0).any()
         for a, b in zip(full[:4], culled[:4], strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_back_face_culling_refuses_an_open_mesh():
+    import pytest
+
+    v, f = _quad(2.0, 2.0)
+    with pytest.raises(ValueError, match="closed"):
+        render_meshes(v[None], f, K, 32, 32, cull_back_faces=True)

@@ -1,16 +1,17 @@
 """Z-buffered triangle rasteriser in JAX (OpenCV camera, pixel centres at integer coordinates).
 
 Design (CPU friendly, no per-pixel loop over all triangles): every triangle is evaluated on a
-P x P pixel patch anchored at the floor of its bounding box clipped to the image, P the power of
-two covering that clipped box. The host (``plan``, numpy) sorts the triangles by patch size and
-drops those behind the camera or wholly outside the image; the jitted program runs one pass per
-patch size over its slice of that order, so the work is about four times the triangles' box
-areas whatever their sizes (a mesh close to the camera, a person partly outside the frame)
-instead of every triangle on the largest patch. Each covered fragment (edge functions >= 0 at
-the pixel centre, perspective-correct depth) is scattered into the z-buffer with a `min`
-scatter; a second scatter picks, per pixel, the triangle whose fragment depth equals the buffer
-(ties -> highest triangle id, so the result is deterministic and does not depend on the passes).
-Attributes are then interpolated per pixel from the winning triangle only.
+P x P pixel patch anchored at the floor of its bounding box clipped to the image, P the smallest
+size of a ladder (1, 2, 3, 4, 6, 8, 12, ...) covering that clipped box. The host (``plan``,
+numpy) sorts the triangles by patch size and leaves out those behind the camera or wholly
+outside the image (and, on request, back faces of closed meshes: shade.front_facing); the jitted
+program runs one pass per patch size over its slice of that order, so the work follows the
+triangles' box areas whatever their sizes (a mesh close to the camera, a person partly outside
+the frame) instead of every triangle on the largest patch. Each covered fragment (edge
+functions >= 0 at the pixel centre, perspective-correct depth) is scattered into the z-buffer
+with a `min` scatter; a second scatter picks, per pixel, the triangle whose fragment depth
+equals the buffer (ties -> highest triangle id, so the result is deterministic and does not
+depend on the passes). Attributes are then interpolated per pixel from the winning triangle.
 """
 
 from __future__ import annotations

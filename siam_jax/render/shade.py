@@ -68,7 +68,10 @@ def render_meshes(
     n, v, _ = v_np.shape
     f = faces_np.shape[0]
     tri = v_np[:, faces_np]  # [n f 3 3]
-    keep = front_facing(tri).reshape(-1) if cull_back_faces else None
+    keep = None
+    if cull_back_faces:
+        _check_closed(faces_np)
+        keep = front_facing(tri).reshape(-1)
     layout, order = plan(tri.reshape(n * f, 3, 3), K_np, height, width, patch, min_patch, keep)
     colors = _check_colors(colors, n, v)
     background = _check_background(background, height, width)
@@ -94,6 +97,22 @@ def front_facing(tri: Float[np.ndarray, "n f 3 3"]) -> np.ndarray:
     a, b, c = tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
     outward = np.sign(_dot(a, np.cross(b, c)).sum(-1, keepdims=True))  # [n 1]
     return _dot(np.cross(b - a, c - a), a) * outward < 0
+
+
+_CLOSED: dict[int, int] = {}  # hash of a faces array -> its number of open edges
+
+
+def _check_closed(faces_np: np.ndarray) -> None:
+    """Back-face culling is exact only for closed meshes: every edge in an even number of faces
+    (checked once per faces array)."""
+    key = hash(faces_np.astype(np.int64).tobytes())
+    if key not in _CLOSED:
+        edges = np.sort(faces_np[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+        _, counts = np.unique(edges, axis=0, return_counts=True)
+        _CLOSED[key] = int((counts % 2).sum())
+    if _CLOSED[key]:
+        raise ValueError(f"render_meshes: cull_back_faces needs closed meshes, but {_CLOSED[key]} "
+                         "edges of faces belong to an odd number of faces")  # fmt: skip
 
 
 def _check_geometry(vertices: np.ndarray, faces_np: np.ndarray, K: np.ndarray) -> None:
