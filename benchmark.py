@@ -2,6 +2,7 @@
 
 python benchmark.py --quick --out bench.json     # CPU: W32 frame 256/512, W32 video 512, demo
 python benchmark.py --out bench.json             # all configs, 256..768 (run it on a GPU)
+python benchmark.py --demo --out demo.json       # the end-to-end demo figure alone (W32, 512)
 python benchmark.py --input_pipeline [--config configs/default.py] [--dataset SPEC --data_dir D]
                                                  # training images/s of the Grain pipeline
 python benchmark.py --model_stats [--flops] [--out stats.json]   # params (+ FLOPs) per variant
@@ -27,8 +28,13 @@ from ml_collections import config_flags
 from siam_jax.common.logging_setup import quiet_library_logs
 
 _QUICK = flags.DEFINE_bool("quick", False, "W32 frame 256/512, W32 video 512, demo, references.")
-_OUT = flags.DEFINE_string("out", "", "JSON path (suite: .md and .png beside; default bench.json).")
+_OUT = flags.DEFINE_string(
+    "out", "", "JSON path (suite: .md and .png beside; default bench.json; --demo: demo.json)."
+)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per row (median reported).")
+_DEMO = flags.DEFINE_bool(
+    "demo", False, "Only the end-to-end demo figure and demo_over_model_fps (W32 frame, 512 px)."
+)
 _INPUT_PIPELINE = flags.DEFINE_bool("input_pipeline", False, "Time the training input pipeline.")
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -86,6 +92,15 @@ def _model_stats() -> None:
         write_json(_OUT.value, rows, indent=1)
 
 
+def _demo() -> None:
+    from siam_jax.benchmarking import suite
+    from siam_jax.common.files import write_json
+
+    report = suite.run_demo_only(_architecture_only(_get_config("w32_frame")()))
+    write_json(_OUT.value or "demo.json", report)
+    print(suite.demo_markdown(report))
+
+
 def _suite() -> None:
     from siam_jax.benchmarking import suite
 
@@ -101,9 +116,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    if _INPUT_PIPELINE.value and _MODEL_STATS.value:
-        raise app.UsageError("--input_pipeline and --model_stats are separate runs: pass one")
-    if _INPUT_PIPELINE.value:
+    if _INPUT_PIPELINE.value + _MODEL_STATS.value + _DEMO.value > 1:
+        raise app.UsageError("--input_pipeline, --model_stats and --demo are separate runs: "
+                             "pass one")  # fmt: skip
+    if _DEMO.value:
+        _demo()
+    elif _INPUT_PIPELINE.value:
         _input_pipeline()
     elif _MODEL_STATS.value:
         _model_stats()

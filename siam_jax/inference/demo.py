@@ -82,6 +82,7 @@ class _Run:
         self.first_written_time: float | None = None  # the first frame's time holds compiling
         self.last_written_time: float | None = None
         self.first_model_seconds = 0.0
+        self.writer_seconds = 0.0  # the writer stage (files, overlay, encoding), first frame out
         self.progress = None  # a tqdm bar over written frames
 
     def model(self, item: tuple[int, media.Frame]) -> _Result:
@@ -97,6 +98,7 @@ class _Run:
 
     def write(self, r: _Result) -> None:
         """The writer stage: prediction file, meshes, BVH frames, overlay (and side view)."""
+        start = time.perf_counter()
         self.frames += 1
         self.ids.update(int(i) for i in r.ids)
         if not len(r.ids):
@@ -120,6 +122,8 @@ class _Run:
         self.last_written_time = time.perf_counter()
         if self.first_written_time is None:
             self.first_written_time = self.last_written_time
+        else:
+            self.writer_seconds += self.last_written_time - start
         if self.progress is not None:
             self.progress.update(1)
 
@@ -156,6 +160,7 @@ def _speed(run: _Run, wall_s: float) -> dict:
         "model_s": p.model_seconds,
         "demo_fps": steady / steady_wall if steady > 0 and steady_wall > 0 else float("nan"),
         "model_fps": steady / steady_model if steady > 0 and steady_model > 0 else float("nan"),
+        "writer_s_per_frame": run.writer_seconds / steady if steady > 0 else float("nan"),
         "frames_per_model_call": 1,  # streaming (videos) and images: one call per output frame
     }
 

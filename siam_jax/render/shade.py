@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from siam_jax.render.raster import _rasterize, patch_size, plan, project
+from siam_jax.render.raster import _rasterize, plan
 
 
 class RenderOutput(NamedTuple):
@@ -45,35 +45,77 @@ def render_meshes(
     patch: int | None = None,
     with_alone: bool = False,
     min_patch: int = 1,
+    cull_back_faces: bool = False,
 ) -> RenderOutput:
     """Render n meshes sharing `faces` (camera-frame vertices, metres) into an h x w image.
 
     light_dir points from the light into the scene (camera frame); shading is
-    ambient + (1 - ambient) * max(0, -n.l) with two-sided normals. `patch` (static per shape)
-    is chosen from the projected triangle sizes when None (see raster.patch_size), at least
-    `min_patch` (a floor keeps the number of compiled variants small when rendering many scenes).
+    ambient + (1 - ambient) * max(0, -n.l) with two-sided normals. `patch` (the largest pixel
+    patch of a triangle, static) is chosen from the projected triangle sizes when None, and
+    every triangle gets at least `min_patch` (see raster.plan: a floor keeps the number of
+    compiled variants small when rendering many scenes). The planning runs on the host in numpy
+    (no device round trip), the rendering in one jitted program.
+
+    `cull_back_faces`: skip the triangles facing away from the camera, about half the work.
+    Only for closed meshes seen from outside (SMPL's), where the nearest surface along every
+    ray is a front face, so the maps are those of the full render; each mesh's orientation
+    (outward or inward winding) is read from the sign of its enclosed volume.
     """
-    vertices = jnp.asarray(vertices, jnp.float32)
+    v_np = np.asarray(vertices, np.float32)
     faces_np = np.asarray(faces)
-    K = jnp.asarray(intrinsics, jnp.float32)
-    _check_geometry(vertices, faces_np, K)
-    n, v, _ = vertices.shape
+    K_np = np.asarray(intrinsics, np.float32)
+    _check_geometry(v_np, faces_np, K_np)
+    n, v, _ = v_np.shape
     f = faces_np.shape[0]
-    faces_j = jnp.asarray(faces_np, jnp.int32)
-    tri_cam = vertices[:, faces_j].reshape(n * f, 3, 3)
-    if patch is None:
-        patch = max(_auto_patch(tri_cam, K, height, width), min_patch)
+    tri = v_np[:, faces_np]  # [n f 3 3]
+    keep = None
+    if cull_back_faces:
+        _check_closed(faces_np)
+        keep = front_facing(tri).reshape(-1)
+    layout, order = plan(tri.reshape(n * f, 3, 3), K_np, height, width, patch, min_patch, keep)
     colors = _check_colors(colors, n, v)
     background = _check_background(background, height, width)
     light = np.asarray(light_dir, np.float32)
     light = jnp.asarray(light / np.linalg.norm(light))
     vp = None if vertex_parts is None else jnp.asarray(vertex_parts, jnp.int32)
-    sizes = plan(tri_cam, K, patch)
-    return _render(vertices, faces_j, K, colors, background, light, jnp.float32(ambient), vp,
-                   height, width, sizes, f if with_alone else 0)  # fmt: skip
+    return _render(jnp.asarray(v_np), jnp.asarray(faces_np, jnp.int32), jnp.asarray(K_np),
+                   jnp.asarray(order), colors, background, light, jnp.float32(ambient), vp,
+                   height, width, layout, f if with_alone else 0)  # fmt: skip
 
 
-def _check_geometry(vertices: Array, faces_np: np.ndarray, K: Array) -> None:
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
+def front_facing(tri: Float[np.ndarray, "n f 3 3"]) -> np.ndarray:
+    """[n f] bool: triangles of closed meshes (camera frame) whose outer side faces the camera.
+
+    A face's winding normal N = (b - a) x (c - a) points outward when the mesh's signed volume
+    sum(a . (b x c)) / 6 (divergence theorem) is positive; the camera sits at the origin, so a
+    face is seen from outside when N . a < 0 for an outward N.
+    """
+    a, b, c = tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
+    outward = np.sign(_dot(a, np.cross(b, c)).sum(-1, keepdims=True))  # [n 1]
+    return _dot(np.cross(b - a, c - a), a) * outward < 0
+
+
+_CLOSED: dict[int, int] = {}  # hash of a faces array -> its number of open edges
+
+
+def _check_closed(faces_np: np.ndarray) -> None:
+    """Back-face culling is exact only for closed meshes: every edge in an even number of faces
+    (checked once per faces array)."""
+    key = hash(faces_np.astype(np.int64).tobytes())
+    if key not in _CLOSED:
+        edges = np.sort(faces_np[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+        _, counts = np.unique(edges, axis=0, return_counts=True)
+        _CLOSED[key] = int((counts % 2).sum())
+    if _CLOSED[key]:
+        raise ValueError(f"render_meshes: cull_back_faces needs closed meshes, but {_CLOSED[key]} "
+                         "edges of faces belong to an odd number of faces")  # fmt: skip
+
+
+def _check_geometry(vertices: np.ndarray, faces_np: np.ndarray, K: np.ndarray) -> None:
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"render_meshes: vertices must be [n v 3], got {vertices.shape}")
     if faces_np.ndim != 2 or faces_np.shape[1] != 3:
@@ -82,13 +124,6 @@ def _check_geometry(vertices: Array, faces_np: np.ndarray, K: Array) -> None:
         raise ValueError("render_meshes: faces index past the vertex count")
     if K.shape != (3, 3):
         raise ValueError(f"render_meshes: intrinsics must be [3 3], got {K.shape}")
-
-
-def _auto_patch(tri_cam: Array, K: Array, height: int, width: int) -> int:
-    """raster.patch_size of the triangles in front of the camera (host-side, numpy)."""
-    front = (np.asarray(tri_cam)[..., 2] > 1e-3).all(-1)
-    xy = np.asarray(project(jnp.where(front[:, None, None], tri_cam, 1.0), K))
-    return patch_size(xy, height, width, front)
 
 
 def _check_colors(colors, n: int, v: int) -> Array:
@@ -111,12 +146,12 @@ def _check_background(background, height: int, width: int) -> Array:
     return background
 
 
-@functools.partial(jax.jit, static_argnums=(8, 9, 10, 11))
-def _render(vertices, faces_j, K, colors, background, light, ambient, vp, height, width, sizes,
-            group_size):  # fmt: skip
+@functools.partial(jax.jit, static_argnums=(9, 10, 11, 12))
+def _render(vertices, faces_j, K, order, colors, background, light, ambient, vp, height, width,
+            layout, group_size):  # fmt: skip
     n, f = vertices.shape[0], faces_j.shape[0]
     tri_cam = vertices[:, faces_j].reshape(n * f, 3, 3)
-    r = _rasterize(tri_cam, K, height, width, *sizes, group_size)
+    r = _rasterize(tri_cam, K, order, height, width, layout, group_size)
     hit = r.tri >= 0
     sel = jnp.maximum(r.tri, 0)
     mesh = sel // f
