@@ -6,6 +6,9 @@ python benchmark.py --demo --out demo.json       # the end-to-end demo figure al
 python benchmark.py --input_pipeline [--config configs/default.py] [--dataset SPEC --data_dir D]
                                                  # training images/s of the Grain pipeline
 python benchmark.py --model_stats [--flops] [--out stats.json]   # params (+ FLOPs) per variant
+python benchmark.py --train_memory --out train_memory.json
+                                                 # per-device memory and FLOPs of the training
+                                                 # step of the poster configs (compile only)
 
 Every suite report holds compile time, model-only latency and FPS per frame (frame mode: per
 image; video mode: per output frame in steady state), the end-to-end demo FPS on a synthetic
@@ -48,6 +51,11 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "", "--input_pipeline: TFDS data_dir
 _NUM_BATCHES = flags.DEFINE_integer("num_batches", 10, "--input_pipeline: batches timed.")
 _MODEL_STATS = flags.DEFINE_bool("model_stats", False, "Parameter counts of the poster variants.")
 _FLOPS = flags.DEFINE_bool("flops", False, "--model_stats: also compile and count FLOPs.")
+_TRAIN_MEMORY = flags.DEFINE_bool(
+    "train_memory", False, "Compile (not run) the poster configs' training step: memory, FLOPs."
+)
+_ONLY = flags.DEFINE_list("only", [], "--train_memory: these poster configs (default all four).")
+POSTER = ("w32_frame", "w32_video", "w48_frame", "w48_video")
 
 
 def _get_config(name: str):
@@ -83,7 +91,7 @@ def _input_pipeline() -> None:
 def _model_stats() -> None:
     from siam_jax.benchmarking import model_stats
 
-    names = ("w32_frame", "w32_video", "w48_frame", "w48_video")
+    names = POSTER
     getters = {n: (lambda row, g=_get_config(n): _architecture_only(g(row))) for n in names}
     rows = model_stats.collect(getters, _FLOPS.value)
     if _OUT.value:
@@ -101,6 +109,29 @@ def _demo() -> None:
     print(suite.demo_markdown(report))
 
 
+def _train_memory() -> None:
+    """Each poster config at its per-device batch (``recipe.RECIPE_DEVICES`` devices,
+    ``optimizer.accumulate_steps`` micro-batches); the JSON is rewritten after each config."""
+    from configs import recipe
+    from siam_jax.benchmarking import train_memory
+    from siam_jax.common.files import write_json, write_text
+
+    names = tuple(_ONLY.value) or POSTER
+    configs = {n: _architecture_only(_get_config(n)()) for n in names}
+    per_device = {
+        n: int(c.batch_size) // recipe.RECIPE_DEVICES // int(c.optimizer.accumulate_steps)
+        for n, c in configs.items()
+    }
+    out = Path(_OUT.value or "train_memory.json")
+
+    def save(report):
+        write_json(out, report, indent=1)
+        write_text(out.with_suffix(".md"), train_memory.markdown_table(report, names))
+
+    save(train_memory.run(configs, per_device, on_row=save))
+    print(out.with_suffix(".md").read_text())
+
+
 def _suite() -> None:
     from siam_jax.benchmarking import suite
 
@@ -116,11 +147,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    if _INPUT_PIPELINE.value + _MODEL_STATS.value + _DEMO.value > 1:
-        raise app.UsageError("--input_pipeline, --model_stats and --demo are separate runs: "
-                             "pass one")  # fmt: skip
+    if _INPUT_PIPELINE.value + _MODEL_STATS.value + _DEMO.value + _TRAIN_MEMORY.value > 1:
+        raise app.UsageError(
+            "--input_pipeline, --model_stats, --demo and --train_memory are separate runs: pass one"
+        )
     if _DEMO.value:
         _demo()
+    elif _TRAIN_MEMORY.value:
+        _train_memory()
     elif _INPUT_PIPELINE.value:
         _input_pipeline()
     elif _MODEL_STATS.value:

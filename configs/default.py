@@ -142,6 +142,7 @@ def get_config() -> ml_collections.ConfigDict:
     w.betas_prior = 0.001
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 0  # eval.py's global batch (split over the devices); 0 = batch_size
+    config.eval.use_ema = True  # eval.py / demo: the checkpoint's EMA weights when it keeps one
     config.profile = ml_collections.ConfigDict()
     config.profile.steps = ()  # e.g. (10, 11, 12): traced into WORKDIR/profile
     config.quickstart = False  # build siam_synthetic if absent; report vs mean-pose baseline

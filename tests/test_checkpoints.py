@@ -174,3 +174,54 @@ def test_restore_model_errors_name_the_folder(tiny_run, tmp_path):
     os.rename(old / "4" / "model", old / "4" / "state")  # the layout before this package
     with pytest.raises(ValueError, match=r"no 'model' item .*'state'"):
         checkpoints.restore_model(config, str(old))
+
+
+@pytest.fixture(scope="module")
+def tiny_run_with_ema(tmp_path_factory):
+    """As ``tiny_run``, with an EMA in the state (its own random values: EMA != params)."""
+    from configs import tiny
+    from siam_jax import models
+
+    config = tiny.get_config()
+    body = models.load_body_model(config.model)
+
+    def init():
+        model = models.build_model(config.model, rngs=nnx.Rngs(0), body_model=body)
+        tx = state_lib.make_optimizer(config)
+        return state_lib.create_train_state(model, tx, ema=True)[1]
+
+    state = _filled(jax.eval_shape(init))
+    work = tmp_path_factory.mktemp("run_ema")
+    ck = checkpoints.Checkpointer(str(work / "checkpoints"), async_save=False)
+    ck.save(3, state, {"index": 3})
+    ck.close()
+    return config, work, state
+
+
+def test_restore_model_runs_the_ema_when_the_checkpoint_keeps_one(tiny_run_with_ema):
+    config, work, state = tiny_run_with_ema
+    leaves = zip(jax.tree.leaves(state.ema), jax.tree.leaves(state.params), strict=True)
+    assert not all(np.array_equal(a, b) for a, b in leaves)  # the test can tell them apart
+    model, step = checkpoints.restore_model(config, str(work))
+    assert step == 3 and model.weights_source == "ema"
+    chex.assert_trees_all_equal(nnx.state(model, nnx.Param), state.ema)
+    raw = config.copy_and_resolve_references()
+    raw.eval.use_ema = False  # --config.eval.use_ema=False: the raw parameters
+    model, _ = checkpoints.restore_model(raw, str(work))
+    assert model.weights_source == "params"
+    chex.assert_trees_all_equal(nnx.state(model, nnx.Param), state.params)
+
+
+def test_restore_model_without_ema_uses_the_parameters(tiny_run):
+    config, work, state = tiny_run
+    model, _ = checkpoints.restore_model(config, str(work))
+    assert model.weights_source == "params"
+    chex.assert_trees_all_equal(nnx.state(model, nnx.Param), state.params)
+
+
+def test_an_ema_of_another_architecture_is_a_clear_error(tiny_run_with_ema):
+    _, work, _ = tiny_run_with_ema
+    with checkpoints.Checkpointer(str(work / "checkpoints"), create=False) as ck:
+        wrong = jax.eval_shape(lambda: {"lin": jax.numpy.zeros((2, 2))})
+        with pytest.raises(ValueError, match=r"train\.ema.*does not match"):
+            ck.restore_ema(3, wrong)

@@ -10,7 +10,8 @@ One checkpoint step ``DIR/<step>/`` holds three items (``ocp.args.Composite``):
   body model's digest, the detection threshold chosen on validation, the training datasets).
 
 The state is any dataclass pytree with ``params`` and ``rest`` fields (the trainer's
-``TrainState``: step, params, rest, opt_state); nothing here knows its other fields. RNG key
+``TrainState``: step, params, rest, opt_state, ema); of its other fields only ``ema`` is known
+here (``restore_ema``: evaluation and the demo run the EMA when the state keeps one). RNG key
 arrays are stored as their key data (``keys``). Saves are asynchronous unless asked otherwise;
 ``wait()`` blocks until the last one is committed. Each item's saved tree is compared with the
 expected one before it is read (``compat.check_compatible``).
@@ -31,6 +32,9 @@ from siam_jax.common.files import jsonable
 
 MODEL_ITEM, TRAIN_ITEM, DATA_ITEM, META_ITEM = "model", "train", iterator_state.ITEM, "meta"
 MODEL_FIELDS = ("params", "rest")
+# The optional field of a state (in the ``train`` item) that evaluation reads when present: the
+# EMA of the parameters (``siam_jax.training.state.TrainState.ema``; None = not kept).
+EMA_FIELD = "ema"
 
 # Keys of the ``meta`` item that readers rely on (all optional; JSON values).
 META_BODY_MODEL = "body_model"  # {"kind": "smpl"|"procedural", "path": str|None, "digest": str}
@@ -164,6 +168,29 @@ class Checkpointer:
         args = ocp.args.Composite(**{MODEL_ITEM: ocp.args.StandardRestore(target)})
         restored = keys.from_saveable(self.manager.restore(int(step), args=args)[MODEL_ITEM], tree)
         return ModelState(restored["params"], restored["rest"])
+
+    def restore_ema(self, step: int, abstract_params) -> Any | None:
+        """The ``ema`` field of the state saved at ``step`` (``EMA_FIELD`` of the ``train``
+        item: the trainer's EMA of the parameters), or None when that state kept none.
+
+        Reads that subtree alone (Orbax partial restore: no optimizer state is read or needs a
+        target); ``abstract_params`` (the model's abstract ``params``) gives structure and
+        shardings and is checked against the saved tree."""
+        where = self._where(step)
+        if not os.path.isdir(os.path.join(where, TRAIN_ITEM)):
+            return None  # a model-only checkpoint: no EMA to read
+        saved = self.manager.item_metadata(step)[TRAIN_ITEM]
+        if not saved or EMA_FIELD not in saved.keys() or not saved[EMA_FIELD]:
+            return None
+        check_compatible(saved[EMA_FIELD], abstract_params, f"{where} ({TRAIN_ITEM}.{EMA_FIELD})")
+        target = {EMA_FIELD: abstract_params}
+        args = ocp.args.PyTreeRestore(
+            item=target,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True,
+        )
+        with ocp.PyTreeCheckpointer() as reader:
+            return reader.restore(os.path.join(where, TRAIN_ITEM), args=args)[EMA_FIELD]
 
     def restore(self, step: int, abstract_state, *, with_data: bool = True):
         """``(state, data_state)`` at ``step``; ``abstract_state`` (the state dataclass of

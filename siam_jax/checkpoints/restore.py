@@ -8,6 +8,10 @@ checkpoint trained with another body model (``META_BODY_MODEL`` digest) is refus
 The centre-score threshold is the one chosen on validation and stored in the
 checkpoint's ``meta`` (``META_CENTER_THRESHOLD``) unless the config sets
 ``model.center.threshold`` (``center_threshold``).
+The weights are the EMA of the parameters when the checkpoint's state keeps one
+(``TrainState.ema``, the ones validation scored during training), unless the config sets
+``eval.use_ema = False`` (``use_ema``); the restored model's ``weights_source`` says which
+(``"ema"`` or ``"params"``), and the choice is logged.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 
 import jax
+from absl import logging
 from flax import nnx
 
 from siam_jax import body as body_lib
@@ -97,6 +102,25 @@ def center_threshold(config, meta: dict) -> float | None:
     return None if stored is None else float(stored)
 
 
+def use_ema(config) -> bool:
+    """``config.eval.use_ema`` (default True): evaluate the EMA when the checkpoint has one."""
+    ev = config.get("eval")
+    return True if ev is None else bool(ev.get("use_ema", True))
+
+
+def _weights(ckpt: Checkpointer, step: int, abstract: ModelState, restored: ModelState, config):
+    """``(params, "ema" | "params")``: the EMA when kept and wanted (``use_ema``); logged."""
+    ema = ckpt.restore_ema(step, abstract.params) if use_ema(config) else None
+    if ema is not None:
+        how, out = "the EMA of the parameters", (ema, "ema")
+    elif not use_ema(config):
+        how, out = "the raw parameters (config.eval.use_ema=False)", (restored.params, "params")
+    else:
+        how, out = "the raw parameters (the checkpoint keeps no EMA)", (restored.params, "params")
+    logging.info("restored %s step %d: %s", ckpt.directory, step, how)
+    return out
+
+
 def restore_model(config, path: str, step: int | None = None, body_model=None):
     """``(model in eval mode, step)`` from the checkpoints that training wrote in ``path`` (a
     workdir or its ``checkpoints/`` folder), at ``step`` or the latest.
@@ -104,7 +128,8 @@ def restore_model(config, path: str, step: int | None = None, body_model=None):
     Errors name the folder (and the steps it has); a checkpoint of another architecture fails on
     the first mismatched key (``check_compatible``), one trained with another body model names
     both digests. ``body_model`` (default: the config's) is the body the model poses meshes with.
-    The model's centre threshold is ``center_threshold`` of the config and the checkpoint.
+    The model's centre threshold is ``center_threshold`` of the config and the checkpoint; its
+    weights the checkpoint's EMA when it keeps one and ``use_ema(config)`` (module doc).
     """
     directory = checkpoint_dir(path)
     if not os.path.isdir(directory):
@@ -119,11 +144,20 @@ def restore_model(config, path: str, step: int | None = None, body_model=None):
         check_body_model(meta, expected, os.path.join(directory, str(step)))
         graphdef, abstract, body = abstract_model(config, body_model)
         restored = ckpt.restore_model(step, abstract)
-    model = nnx.merge(graphdef, restored.params, body, restored.rest)
+        params, source = _weights(ckpt, step, abstract, restored, config)
+    model = nnx.merge(graphdef, params, body, restored.rest)
     model.eval()
+    model.weights_source = source  # static: which weights this model runs (module doc)
     if threshold is not None:
         model.threshold = threshold  # static (graph definition): jitted forwards see it
     return model, step
 
 
-__all__ = ["META_BODY_MODEL", "abstract_model", "body_state", "checkpoint_dir", "restore_model"]
+__all__ = [
+    "META_BODY_MODEL",
+    "abstract_model",
+    "body_state",
+    "checkpoint_dir",
+    "restore_model",
+    "use_ema",
+]

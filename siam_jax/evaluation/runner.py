@@ -186,6 +186,10 @@ def _score_agora_files(config, opts: EvalOptions, split: str, body_model) -> tup
     return result, int(sum(len(df) for df in gt))
 
 
+# What ``restore_model``'s ``weights_source`` names (config.eval.use_ema picks).
+_WEIGHTS = {"ema": "EMA weights", "params": "raw parameters (no EMA kept, or eval.use_ema=False)"}
+
+
 def _prepare(config, workdir, dataset: str, opts: EvalOptions, model):
     """The checks before scoring (``guards``) and the model: ``(model or None, body model,
     checkpoint step or None, split, printed warnings)``."""
@@ -196,6 +200,7 @@ def _prepare(config, workdir, dataset: str, opts: EvalOptions, model):
     if model is None and opts.predictions is None:
         body_model = models.load_body_model(config.model)
         model, step = checkpoints.restore_model(config, workdir, opts.checkpoint, body_model)
+        print(f"checkpoint step {step}: evaluating its {_WEIGHTS[model.weights_source]}")
     if model is not None:
         body_model = model.body.get_value()  # the checkpoint's body (a constant of the model)
     else:

@@ -246,8 +246,9 @@ def run_demo(
     summaries = []
     for p in todo:
         s = run_input(predictor, p, out_dirs[p], opts)
-        summaries.append({"checkpoint_step": restored_step, "camera": predictor.camera.describe(),
-                          **s})  # fmt: skip
+        summaries.append({"checkpoint_step": restored_step, "weights": model.weights_source,
+                          "camera": predictor.camera.describe(), **s})  # fmt: skip
     if not batch:
         return summaries[0]
-    return {"checkpoint_step": restored_step, "inputs": summaries, "skipped": skipped}
+    return {"checkpoint_step": restored_step, "weights": model.weights_source,
+            "inputs": summaries, "skipped": skipped}  # fmt: skip

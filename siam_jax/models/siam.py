@@ -70,6 +70,9 @@ def _make_backbone(cfg: ml_collections.ConfigDict, rngs: nnx.Rngs, dtype) -> HRN
         num_blocks=cfg.backbone.num_blocks,
         stem_width=cfg.backbone.stem_width,
         dtype=dtype,
+        # config.model.backbone.remat: nnx.remat per stage-1 block and HRNet module (the one
+        # place the key is read; older configs without it build without remat).
+        remat=bool(cfg.backbone.get("remat", False)),
     )
 
 

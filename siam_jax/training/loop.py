@@ -60,12 +60,8 @@ def default_build_model(body_model) -> Callable:
     from siam_jax import models
 
     def build(config, rngs: nnx.Rngs) -> nnx.Module:
-        model = models.build_model(config.model, rngs=rngs, body_model=body_model)
-        # config.model.backbone.remat: the HRNet attribute read by its __call__ (static graph
-        # data); set here until models.siam passes the config key to HRNet itself.
-        if hasattr(model, "backbone") and config.model.backbone.get("remat", False):
-            model.backbone.remat = True
-        return model
+        # config.model.backbone.remat is applied by models.siam (``_make_backbone``).
+        return models.build_model(config.model, rngs=rngs, body_model=body_model)
 
     return build
 
