@@ -127,9 +127,9 @@ def test_another_process_count_is_a_clear_error(tmp_path):
     assert data_state is None and int(state.step) == 5
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A tiny SIAM's TrainState saved as training saves it, and that state."""
+def _saved_tiny_run(tmp_path_factory, name: str, step: int, ema: bool):
+    """A tiny SIAM's TrainState (with an EMA when ``ema``) saved at ``step`` as training saves
+    it, and that state."""
     from configs import tiny
     from siam_jax import models
 
@@ -138,16 +138,24 @@ def tiny_run(tmp_path_factory):
 
     def init():
         model = models.build_model(config.model, rngs=nnx.Rngs(0), body_model=body)
-        return state_lib.create_train_state(model, state_lib.make_optimizer(config))[1]
+        tx = state_lib.make_optimizer(config)
+        return state_lib.create_train_state(model, tx, ema=ema)[1]
 
     # Shapes only (building the model for real compiles for half a minute on CPU), then every
-    # leaf filled with its own random values, so a restore cannot pass by re-initialising.
+    # leaf filled with its own random values, so a restore cannot pass by re-initialising (and
+    # an EMA differs from the parameters).
     state = _filled(jax.eval_shape(init))
-    work = tmp_path_factory.mktemp("run")
+    work = tmp_path_factory.mktemp(name)
     ck = checkpoints.Checkpointer(str(work / "checkpoints"), async_save=False)
-    ck.save(4, state, {"index": 4})
+    ck.save(step, state, {"index": step})
     ck.close()
     return config, work, state
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny SIAM's TrainState saved as training saves it, and that state."""
+    return _saved_tiny_run(tmp_path_factory, "run", 4, ema=False)
 
 
 def test_restore_model_reads_the_model_item_only(tiny_run, tmp_path):
@@ -179,23 +187,7 @@ def test_restore_model_errors_name_the_folder(tiny_run, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run_with_ema(tmp_path_factory):
     """As ``tiny_run``, with an EMA in the state (its own random values: EMA != params)."""
-    from configs import tiny
-    from siam_jax import models
-
-    config = tiny.get_config()
-    body = models.load_body_model(config.model)
-
-    def init():
-        model = models.build_model(config.model, rngs=nnx.Rngs(0), body_model=body)
-        tx = state_lib.make_optimizer(config)
-        return state_lib.create_train_state(model, tx, ema=True)[1]
-
-    state = _filled(jax.eval_shape(init))
-    work = tmp_path_factory.mktemp("run_ema")
-    ck = checkpoints.Checkpointer(str(work / "checkpoints"), async_save=False)
-    ck.save(3, state, {"index": 3})
-    ck.close()
-    return config, work, state
+    return _saved_tiny_run(tmp_path_factory, "run_ema", 3, ema=True)
 
 
 def test_restore_model_runs_the_ema_when_the_checkpoint_keeps_one(tiny_run_with_ema):
