@@ -9,7 +9,7 @@ from flax import nnx
 
 from siam_jax.models.convert import load_torch_hrnet
 from siam_jax.models.hrnet import HRNet, fold_batchnorm, hrnet_tiny, param_count
-from siam_jax.models.layers import BatchNorm
+from siam_jax.models.layers import BatchNorm, Conv
 
 
 def _rel(a, b) -> float:
@@ -273,3 +273,57 @@ def test_loader_reads_pth_file(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(FileNotFoundError, match=r"nope\.pth"):
         load_torch_hrnet(m, tmp_path / "nope.pth")
+
+
+def test_pointwise_conv_is_the_1x1_convolution_with_its_gradients():
+    """layers.pointwise (a matrix product) against lax's own 1x1 convolution: values and both
+    gradients (the reason it exists is how XLA differentiates it, so the gradients must agree)."""
+    import jax
+
+    from siam_jax.models import layers
+
+    r = np.random.default_rng(0)
+    x = jnp.asarray(r.normal(size=(2, 5, 7, 6)), jnp.float32)
+    k = jnp.asarray(r.normal(size=(1, 1, 6, 4)), jnp.float32)
+    g = jnp.asarray(r.normal(size=(2, 5, 7, 4)), jnp.float32)
+
+    def conv(x, k):
+        return jax.lax.conv_general_dilated(
+            x, k, (1, 1), ((0, 0), (0, 0)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    np.testing.assert_allclose(layers.pointwise(x, k), conv(x, k), rtol=1e-5, atol=1e-5)
+    want = jax.grad(lambda x, k: jnp.sum(conv(x, k) * g), argnums=(0, 1))(x, k)
+    got = jax.grad(lambda x, k: jnp.sum(layers.pointwise(x, k) * g), argnums=(0, 1))(x, k)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # The Conv layer takes the product path for 1x1 / stride 1 and keeps the HWIO kernel.
+    layer = Conv(6, 4, 1, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(layer(x), conv(x, layer.kernel[...]), rtol=1e-5, atol=1e-5)
+
+
+def test_neck_fuse_equals_the_1x1_convolution_of_the_concatenated_branches():
+    """The neck applies its 1x1 ``fuse`` conv as a matrix product: same output as the
+    nnx.Conv module it holds (the kernel and the parameter tree are unchanged)."""
+    import jax
+
+    from siam_jax.models.neck import Neck
+
+    neck = Neck(4, 8, rngs=nnx.Rngs(0))
+    r = np.random.default_rng(1)
+    branches = [
+        jnp.asarray(r.normal(size=(2, 16 // 2**i, 16 // 2**i, 4 * 2**i)), jnp.float32)
+        for i in range(4)
+    ]
+    neck.eval()  # running statistics: the reference below needs no batch statistics
+
+    def reference(branches):
+        n, h, w, _ = branches[0].shape
+        ups = [branches[0]] + [
+            jax.image.resize(x, (n, h, w, x.shape[-1]), "bilinear") for x in branches[1:]
+        ]
+        x = jax.nn.relu(neck.fuse_bn(neck.fuse(jnp.concatenate(ups, axis=-1))))
+        return jax.nn.relu(neck.down_bn(neck.down(x)))
+
+    np.testing.assert_allclose(neck(branches), reference(branches), rtol=1e-5, atol=1e-5)
+    assert neck.fuse.kernel[...].shape == (1, 1, 60, 8)

@@ -20,6 +20,20 @@ TORCH_BN_EPS = 1e-5
 TORCH_BN_MOMENTUM = 0.1
 
 
+def pointwise(
+    x: Float[Array, "... ci"], kernel: Float[Array, "1 1 ci co"]
+) -> Float[Array, "... co"]:
+    """A 1x1 stride-1 convolution as the matrix product it is (``x @ kernel[0, 0]``).
+
+    The same numbers as ``conv_general_dilated`` with a 1x1 HWIO kernel, but XLA differentiates
+    it as two matrix products: the kernel gradient of a 1x1 *convolution* is lowered as a
+    convolution whose window is the whole feature map, which XLA's CPU backend runs about ten
+    times slower than the GEMM (and with a transposed copy of the activations; measured on the
+    quickstart step, docs/choices.md "Quickstart step profile").
+    """
+    return jnp.einsum("...c,cd->...d", x, kernel[0, 0])
+
+
 class Conv(nnx.Module):
     """2-D convolution, NHWC input, HWIO kernel, symmetric padding as torch's ``padding=k//2``.
 
@@ -51,6 +65,11 @@ class Conv(nnx.Module):
         if x.shape[-1] != self.in_ch:
             raise ValueError(f"Conv expects {self.in_ch} input channels, got shape {x.shape}")
         dtype = self.dtype or x.dtype
+        if self.kernel_size == 1 and self.stride == 1:
+            y = pointwise(x.astype(dtype), self.kernel[...].astype(dtype))
+            if self.bias is not None:
+                y = y + self.bias[...].astype(dtype)
+            return y
         p = self.padding
         y = jax.lax.conv_general_dilated(
             x.astype(dtype),

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float
 
+from siam_jax.models import layers
+
 
 class ContextBlock(nnx.Module):
     """Residual block of two dilated 3x3 convs (BN, ReLU; ResNet BasicBlock shape): widens what
@@ -76,7 +78,10 @@ class Neck(nnx.Module):
             # Bilinear upsampling as HRNet's segmentation/pose heads do (F.interpolate bilinear).
             ups.append(jax.image.resize(x, (n, h, w, x.shape[-1]), "bilinear").astype(x.dtype))
         x = jnp.concatenate(ups, axis=-1)
-        x = nnx.relu(self.fuse_bn(self.fuse(x)))
+        # self.fuse is a 1x1 conv: applied as the matrix product (layers.pointwise, same kernel).
+        dtype = self.fuse.dtype or jnp.result_type(x.dtype, self.fuse.kernel.dtype)
+        x = layers.pointwise(x.astype(dtype), self.fuse.kernel[...].astype(dtype))
+        x = nnx.relu(self.fuse_bn(x))
         x = nnx.relu(self.down_bn(self.down(x)))
         for block in self.context:
             x = block(x)
