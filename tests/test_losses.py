@@ -306,7 +306,7 @@ def test_dataset_keypoints_against_points_regressed_from_the_predicted_mesh():
 
     from siam_jax.body import rotations
 
-    def run(transl_shift=0.0, gt_shift=None):
+    def run(transl_shift=0.0, gt_shift=None, mesh_points=None):
         # The mesh points are posed from the predicted parameters (here the GT ones), as the
         # train step's outputs carry them; gt_shift moves one GT point instead of the mesh.
         b = dict(batch)
@@ -328,7 +328,9 @@ def test_dataset_keypoints_against_points_regressed_from_the_predicted_mesh():
             "pred_keypoints_3d": jnp.asarray(np.asarray(out.joints) + transl_shift, jnp.float32),
         }
         w = {"keypoints_3d": 1.0, "keypoints_2d": 1.0}
-        return losses.compute_losses(outputs, {}, b, body_model=model, weights=w, input_size=128)[1]
+        return losses.compute_losses(
+            outputs, {}, b, body_model=model, weights=w, input_size=128, mesh_points=mesh_points
+        )[1]
 
     terms = run()
     np.testing.assert_allclose(terms["keypoints_3d"], 0.0, atol=1e-6)
@@ -341,3 +343,52 @@ def test_dataset_keypoints_against_points_regressed_from_the_predicted_mesh():
     np.testing.assert_allclose(terms["keypoints_3d"], 0.12 / 3 / 4, rtol=1e-4)
     du = 500 * 0.12 / points["nose"][2]
     np.testing.assert_allclose(terms["keypoints_2d"], du / 128 / 4, rtol=1e-3)
+
+    # The trainer decides on the host whether the mesh is needed (a static flag): these points
+    # need it, and the static True gives the device decision's numbers.
+    assert losses.mesh_points_supervised(batch, {"keypoints_3d": 1.0, "keypoints_2d": 1.0})
+    assert not losses.mesh_points_supervised(batch, {"keypoints_3d": 0.0, "keypoints_2d": 0.0})
+    for name, value in run(gt_shift=("nose", 0.12), mesh_points=True).items():
+        np.testing.assert_allclose(value, terms[name], rtol=1e-6, err_msg=name)
+
+
+def test_host_mesh_point_decision_matches_the_device_one(setup):
+    """``mesh_points_supervised`` (numpy) agrees with the device's ``_mesh_point_weight > 0``
+    point by point, and a static flag gives the lax.cond's losses."""
+    from siam_jax.body import keypoints as kp
+
+    body, batch = setup  # SMPL joints only: no point beyond the 24 joints
+    assert not losses.mesh_points_supervised(batch, WEIGHTS)
+    assert float(losses._mesh_point_weight(batch, WEIGHTS)) == 0.0
+    outputs = _wrong(batch, body)
+    ref = _terms(outputs, batch, body)[1]
+    for flag in (False, True):
+        got = losses.compute_losses(
+            outputs, {}, batch, body_model=body, weights=WEIGHTS, input_size=h.INPUT,
+            mesh_points=flag,
+        )[1]  # fmt: skip
+        for name in ref:
+            np.testing.assert_allclose(got[name], ref[name], rtol=1e-6, err_msg=(flag, name))
+    # One visible point of each kind turns the decision on, as on the device.
+    cases = {
+        "keypoints_3d_visibility": ("has_keypoints_3d", kp.KEYPOINT_INDEX["nose"]),
+        "keypoints_2d_visibility": ("has_keypoints_2d", kp.KEYPOINT_INDEX["nose"]),
+        "h36m_visibility": ("has_h36m", 3),
+    }
+    for field, (flag, point) in cases.items():
+        b = dict(batch)
+        b[field] = np.array(batch[field], np.float32, copy=True)
+        b[field][0, 0, 0, point] = 1.0
+        b[flag] = np.array(batch[flag], bool, copy=True)
+        b[flag][0, 0, 0] = True
+        assert losses.mesh_points_supervised(b, WEIGHTS), field
+        assert float(losses._mesh_point_weight(b, WEIGHTS)) > 0, field
+        off = dict(WEIGHTS, keypoints_3d=0.0, keypoints_2d=0.0)
+        assert not losses.mesh_points_supervised(b, off), field
+    # A visible SMPL joint alone (the synthetic set's supervision) needs no mesh.
+    b = dict(batch)
+    b["keypoints_2d_visibility"] = np.array(batch["keypoints_2d_visibility"], np.float32, copy=True)
+    b["keypoints_2d_visibility"][0, 0, 0, kp.KEYPOINT_INDEX["smpl_pelvis"]] = 1.0
+    b["has_keypoints_2d"] = np.ones_like(np.asarray(batch["has_keypoints_2d"], bool))
+    assert not losses.mesh_points_supervised(b, WEIGHTS)
+    assert float(losses._mesh_point_weight(b, WEIGHTS)) == 0.0

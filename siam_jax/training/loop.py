@@ -23,6 +23,7 @@ from flax import nnx
 from siam_jax import body as body_lib
 from siam_jax import checkpoints
 from siam_jax.training import distributed
+from siam_jax.training import losses as losses_lib
 from siam_jax.training import metrics_writer as mw
 from siam_jax.training import state as state_lib
 from siam_jax.training import step as step_lib
@@ -318,6 +319,14 @@ class TrainLoop:
         self.t_log, self.steps_since_log = time.perf_counter(), 0
 
     # ------------------------------------------------------------------- one step
+    def _mesh_points(self, micro) -> bool | None:
+        """The static ``mesh_points`` of this micro-batch (``losses.mesh_points_supervised``).
+        With several processes each sees only its rows and could pick another compiled step
+        than the others, so there the device decides (None: the step's ``lax.cond``)."""
+        if jax.process_count() > 1:
+            return None
+        return losses_lib.mesh_points_supervised(micro, self.config.loss)
+
     def train_one(self, preemption) -> dict:
         """One optimizer update: the next batch, as ``accumulate`` micro-batches."""
         batch = next(self.train_iter)
@@ -327,7 +336,10 @@ class TrainLoop:
         per_micro = []
         for micro in step_lib.micro_batches(batch, self.accumulate):
             sharded = step_lib.shard_batch(micro, self.mesh, step_lib.TRAIN_KEYS)
-            self.state, m = self.train_step(self.state, sharded, self.body_model, self.body)
+            mesh_points = self._mesh_points(micro)
+            self.state, m = self.train_step(
+                self.state, sharded, self.body_model, self.body, mesh_points
+            )
             per_micro.append(m)
         metrics = step_lib.mean_metrics(per_micro)
         self.step += 1

@@ -355,18 +355,45 @@ def _mesh_point_weight(batch: Mapping[str, Array], weights: Mapping[str, float])
     return total
 
 
+def mesh_points_supervised(batch: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> bool:
+    """Whether a host batch supervises a superset point that needs the predicted mesh (numpy;
+    ``_mesh_point_weight(batch, weights) > 0`` without a device round trip).
+
+    The trainer passes it to ``compute_losses`` as the static ``mesh_points``, so a batch of
+    SMPL-joint datasets runs a step without the skinning branch at all: under ``jax.grad`` a
+    ``lax.cond`` must return the residuals of both branches, so its joints-only branch still
+    wrote zeros the size of ``posedirs`` (207 x 20670) every step (about 5% of the quickstart's
+    step; docs/choices.md "Quickstart step profile").
+    """
+    total = 0.0
+    if float(weights.get("keypoints_3d", 0.0)) != 0.0:
+        w = np.asarray(batch["keypoints_3d_visibility"], np.float32)
+        w = w * np.asarray(batch["has_keypoints_3d"], np.float32)[..., None]
+        # H36M-17 joints fill the h36m17_* points, none of which is a kinematic joint.
+        h = np.asarray(batch["h36m_visibility"], np.float32)
+        total += float(w[..., ~_JOINT_POINTS].sum())
+        total += float((h * np.asarray(batch["has_h36m"], np.float32)[..., None]).sum())
+    if float(weights.get("keypoints_2d", 0.0)) != 0.0:
+        w = np.asarray(batch["keypoints_2d_visibility"], np.float32)
+        w = w * np.asarray(batch["has_keypoints_2d"], np.float32)[..., None]
+        total += float(w[..., ~_JOINT_POINTS].sum())
+    return total > 0
+
+
 def superset_where_supervised(
     outputs: Mapping[str, object],
     joints: Float[Array, "b t k 24 3"],
     regressors: kp_lib.KeypointRegressors,
     body_model,
-    mesh_point_weight: Array,
+    mesh_point_weight: Array | bool,
 ) -> tuple[Float[Array, "b t k 61 3"], np.ndarray]:
     """``predicted_superset`` of the predicted bodies, posing and skinning their meshes only
-    when the batch supervises a point that needs them (``mesh_point_weight > 0``, a
-    ``lax.cond``): the other points are the 24 kinematic joints, which need no skinning. Where no
-    such point is supervised the mesh points are 0 and carry weight 0, so the losses are the
-    same either way; a mixture of SMPL-joint datasets (the synthetic set) never skins."""
+    when the batch supervises a point that needs them: the other points are the 24 kinematic
+    joints, which need no skinning. ``mesh_point_weight`` is a Python bool (decided on the host,
+    ``mesh_points_supervised``: one branch traced) or a traced weight (``> 0`` picks the branch
+    in a ``lax.cond``). Where no such point is supervised the mesh points are 0 and carry weight
+    0, so the losses are the same either way; a mixture of SMPL-joint datasets (the synthetic
+    set) never skins."""
     # The model's mesh size (a shape: reading it computes nothing).
     ok = available_points(regressors, outputs["pred_vertices"].shape[-2])
     params = outputs["pred_smpl_params"]
@@ -384,6 +411,8 @@ def superset_where_supervised(
         full = jnp.zeros((*joints.shape[:-2], kp_lib.NUM_KEYPOINTS, 3), joints.dtype)
         return full.at[..., : len(_SMPL_POINTS), :].set(joints)
 
+    if isinstance(mesh_point_weight, bool):
+        return (with_mesh() if mesh_point_weight else joints_only()), ok
     return jax.lax.cond(mesh_point_weight > 0, with_mesh, joints_only), ok
 
 
@@ -430,6 +459,7 @@ def compute_losses(
     weights: Mapping[str, float],
     input_size: int,
     keypoint_regressors: kp_lib.KeypointRegressors | None = None,
+    mesh_points: bool | None = None,
 ) -> tuple[Array, dict[str, Array]]:
     """All loss terms of SIAM and their weighted sum.
 
@@ -444,6 +474,9 @@ def compute_losses(
         J_regressor_extra / J_regressor_h36m, ``KeypointRegressors.from_folder``); None = the
         body model's own (``keypoints.regressors_of_model``: its H36M regressor and the extra
         points derived from it, the procedural model's extra regressor).
+      mesh_points: whether the batch supervises superset points that need the predicted mesh
+        (``mesh_points_supervised`` of the host batch); None decides on the device (a
+        ``lax.cond``). Wrong ``False`` drops those points' loss; the trainer computes it.
 
     Returns:
       ``(total, terms)``; ``terms`` holds the unweighted value of each name in ``TERMS`` whose
@@ -473,8 +506,9 @@ def compute_losses(
             regs = keypoint_regressors
             if regs is None:
                 regs = kp_lib.regressors_of_model(body_model)
+            decide = _mesh_point_weight(batch, weights) if mesh_points is None else mesh_points
             memo["superset"] = superset_where_supervised(
-                outputs, pred_j24(), regs, body_model, _mesh_point_weight(batch, weights)
+                outputs, pred_j24(), regs, body_model, decide
             )
         return memo["superset"]
 

@@ -122,26 +122,35 @@ def _apply_update(state: TrainState, tx, grads, new_rest, decay: float) -> Train
 
 
 def make_train_step(config, defs: ModelDefs, tx: optax.GradientTransformation, mesh, schedule):
-    """``train_step(state, batch, body_model, body) -> (state, metrics)``, jitted and sharded.
+    """``train_step(state, batch, body_model, body, mesh_points=None) -> (state, metrics)``,
+    jitted and sharded.
 
     ``body_model`` is the body the losses pose GT meshes with, ``body`` the model's
     ``BodyConstant`` state (``state_lib.body_state``); neither is donated. ``batch`` is one
     micro-batch when ``tx`` is an ``optax.MultiSteps`` (``state.step`` counts updates).
     ``metrics`` holds ``loss``, ``loss_<term>`` for each term, ``l2_grads``, ``l2_params``,
     ``l2_updates``, ``learning_rate`` and ``finite`` (loss and gradients finite). A non-finite step
-    does not change the state; the loop stops on it.
+    does not change the state; the loop stops on it. ``mesh_points`` (static): whether the batch
+    supervises keypoints that need the predicted mesh (``losses.mesh_points_supervised`` of the
+    host batch; one compilation per value met), None = decided on the device by a ``lax.cond``.
     """
     weights = dict(config.loss)
     input_size = int(config.model.input_size)
     nan_at_step = int(config.debug.nan_at_step)
     decay = state_lib.ema_decay(config)
 
-    def train_step(state: TrainState, batch, body_model, body):
+    def train_step(state: TrainState, batch, body_model, body, mesh_points=None):
         # ``rest`` goes in as an argument so NNX variables are rebuilt at the grad trace level.
         def loss_fn(params, rest):
             outputs, aux, new_rest = _run_model(defs.train, params, rest, body, batch)
             total, terms = losses_lib.compute_losses(
-                outputs, aux, batch, body_model=body_model, weights=weights, input_size=input_size
+                outputs,
+                aux,
+                batch,
+                body_model=body_model,
+                weights=weights,
+                input_size=input_size,
+                mesh_points=mesh_points,
             )
             # Debug switch for the guard rail: a NaN loss at a chosen step (tests, drills).
             total = jnp.where(state.step + 1 == nan_at_step, jnp.nan, total)
@@ -175,6 +184,7 @@ def make_train_step(config, defs: ModelDefs, tx: optax.GradientTransformation, m
         in_shardings=(repl, data_sharding(mesh), repl, repl),
         out_shardings=(repl, repl),
         donate_argnums=(0,),
+        static_argnums=(4,),  # mesh_points, passed by position (jit takes no kwargs here)
     )
 
 
