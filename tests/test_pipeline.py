@@ -336,3 +336,37 @@ def test_per_dataset_augmentation_overrides(data_dir, rest_root):
     c.data.train = [("pipeline_fixture:a", 1.0, {"zoom": 2.0})]
     with pytest.raises(ValueError, match="zoom"):
         _it(c, rest_root)
+
+
+def test_decoded_cache_gives_the_same_batches_and_reads_each_record_once(data_dir, rest_root):
+    """config.data.cache_decoded: batch for batch the uncached stream (augmentation included),
+    and after the first epoch nothing is read from the data source again."""
+    from siam_jax.data import decoded_cache
+
+    plain = _it(_config(data_dir), rest_root)
+    cached = _it(_config(data_dir, **{"data.cache_decoded": True}), rest_root)
+    for _ in range(12):  # 48 clips: more than two epochs of the 20-record fixture
+        _assert_equal_batches(next(cached), next(plain))
+
+    opened = mixture.open_datasets(["pipeline_fixture:a"], "train", data_dir, 1, eval_stride=False)
+    reads = []
+
+    class Counting:
+        def __init__(self, source):
+            self.source = source
+
+        def __len__(self):
+            return len(self.source)
+
+        def __getitem__(self, i):
+            reads.append(int(i))
+            return self.source[i]
+
+    cache = decoded_cache.DecodedCache(Counting(opened[0].source))
+    first = [cache[i] for i in range(len(cache))]
+    again = [cache[i] for i in reversed(range(len(cache)))]
+    assert sorted(reads) == list(range(len(cache)))  # each record read once
+    assert all(a is b for a, b in zip(first, reversed(again), strict=True))
+    # Cached arrays are read-only: a stage that wrote into a record would corrupt later epochs.
+    with pytest.raises(ValueError, match="read-only"):
+        first[0]["image"][0, 0, 0] = 1

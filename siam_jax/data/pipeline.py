@@ -26,6 +26,7 @@ import numpy as np
 
 from siam_jax import body
 from siam_jax.data import augment as augment_lib
+from siam_jax.data import decoded_cache
 from siam_jax.data import mixture
 from siam_jax.data import targets as targets_lib
 
@@ -199,8 +200,11 @@ def _train_dataset(config, split, dataset, pi: int, pc: int, rest_root, read) ->
         opened, [e.weight for e in entries], seed=int(config.seed), process_index=pi,
         process_count=pc,
     )  # fmt: skip
+    sources = [d.source for d in opened]
+    if bool(config.data.get("cache_decoded", False)):
+        sources = [decoded_cache.DecodedCache(s) for s in sources]
     loader = _TrainLoader(
-        [d.source for d in opened],
+        sources,
         config,
         train=True,
         rest_root=rest_root,
