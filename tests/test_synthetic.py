@@ -58,6 +58,31 @@ def test_tfds_builder_roundtrip(tmp_path):
     assert (ex["image"] == ref["image"]).all()
 
 
+def test_build_in_two_processes_writes_the_serial_records(tmp_path):
+    """num_processes=2 renders in a spawn pool: every record equals the serial build's."""
+    import tensorflow_datasets as tfds
+
+    from siam_jax.data.builders.siam_synthetic.builder import SiamSynthetic
+
+    for name, procs in (("serial", 1), ("pool", 2)):
+        SiamSynthetic(
+            config="tiny", data_dir=str(tmp_path / name), file_format="array_record",
+            num_processes=procs,
+        ).download_and_prepare()  # fmt: skip
+    for split in ("train", "validation"):
+        a, b = (
+            tfds.data_source("siam_synthetic/tiny", split=split, data_dir=str(tmp_path / n))
+            for n in ("serial", "pool")
+        )
+        assert len(a) == len(b) > 0
+        for i in range(len(a)):
+            ea, eb = a[i], b[i]
+            assert bytes(ea["image_name"]) == bytes(eb["image_name"])
+            np.testing.assert_array_equal(ea["image"], eb["image"])
+            for k in ea["persons"]:
+                np.testing.assert_array_equal(ea["persons"][k], eb["persons"][k], err_msg=k)
+
+
 FACING_CFG = SceneConfig(image_size=96, max_people=1, clip_len=1, seed=0, depth_range=(3.0, 3.0))
 
 

@@ -113,7 +113,11 @@ def build_synthetic(config, name: str) -> bool:
             **{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},
         )
     builder = SiamSynthetic(
-        config=builder_config, data_dir=config.data.data_dir, file_format="array_record"
+        config=builder_config,
+        data_dir=config.data.data_dir,
+        file_format="array_record",
+        # How many processes render it: the records are the same whatever the count.
+        num_processes=int(config.data.synthetic.get("build_processes", 1)),
     )
     if builder.is_prepared():
         if params is not None:

@@ -14,7 +14,8 @@ import dataclasses
 import tensorflow_datasets as tfds
 
 from siam_jax.data import schema
-from siam_jax.data.synthetic.scene import SceneConfig, generate_example
+from siam_jax.data.synthetic import parallel
+from siam_jax.data.synthetic.scene import SceneConfig
 
 SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
 
@@ -54,6 +55,12 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
                             num_validation=8, image_size=48, max_people=3, clip_len=4),
     ]  # fmt: skip
 
+    def __init__(self, *, num_processes: int = 1, **kwargs):
+        """``num_processes``: worker processes that render the examples (``synthetic.parallel``;
+        the records do not depend on it)."""
+        self.num_processes = int(num_processes)
+        super().__init__(**kwargs)
+
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(features=schema.features("png"))
 
@@ -73,7 +80,4 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, num: int):
         scene, seed = self._scene(), SPLIT_SEEDS[split]
-        for i in range(num):
-            ex = generate_example(i, seed, scene)
-            ex.pop("_maps")
-            yield i, ex
+        yield from enumerate(parallel.examples(num, seed, scene, self.num_processes))
