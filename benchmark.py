@@ -116,6 +116,8 @@ def _train_memory() -> None:
     from siam_jax.benchmarking import train_memory
     from siam_jax.common.files import write_json, write_text
 
+    if not train_memory.compile_only_flags():
+        print("note: a JAX backend started before --train_memory set its compile-only flag")
     names = tuple(_ONLY.value) or POSTER
     configs = {n: _architecture_only(_get_config(n)()) for n in names}
     per_device = {

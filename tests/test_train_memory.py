@@ -53,3 +53,64 @@ def test_remat_does_not_raise_temp_memory(tiny, plain):
     remat = tm.StepProbe(config, body, remat=True)(2)
     assert remat["temp_bytes"] <= plain(2)["temp_bytes"]
     assert remat["argument_bytes"] == plain(2)["argument_bytes"]  # the same state and batch
+
+
+def test_cpu_remat_note_holds_for_xla_cpu():
+    """CPU_REMAT_NOTE's reproduction: a 16-layer MLP remat'd in 4 segments needs more CPU temp
+    memory than without remat (the recomputation is scheduled early). When XLA's CPU backend
+    learns to schedule remat, this fails: then measure remat on the CPU too."""
+    import jax
+    import jax.numpy as jnp
+
+    def segment(ws, x):
+        for w in ws:
+            x = jnp.tanh(x @ w)
+        return x
+
+    def temp(remat):
+        f = jax.checkpoint(segment) if remat else segment
+
+        def loss(ws, x):
+            for i in range(0, 16, 4):
+                x = f(ws[i : i + 4], x)
+            return jnp.sum(x**2)
+
+        ws, x = [jnp.zeros((512, 512))] * 16, jnp.zeros((4096, 512))
+        return jax.jit(jax.grad(loss)).lower(ws, x).compile().memory_analysis().temp_size_in_bytes
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the note is about XLA's CPU backend")
+    assert temp(True) >= temp(False)
+    assert tm.remat_options("cpu") == (False,) and tm.remat_options("gpu") == (False, True)
+
+
+def test_cpu_report_table_says_why_remat_is_not_measured():
+    row = {"peak_bytes": 11.5e9, "flops": 2.3e12}
+    report = {
+        "machine": "test", "backend": "cpu", "memory_fields": tm.MEMORY_FIELDS,
+        "budget_bytes": tm.BUDGET_BYTES, "note": tm.BACKEND_NOTE,
+        "rows": {"w32_frame": {
+            "per_device_batch": 8, "flops_per_step": 2.3e12,
+            "no_remat": {"at_batch": row, "largest_batch": {"largest": 58, "verified": True}},
+            "remat": {"not_measured": tm.CPU_REMAT_NOTE},
+        }},
+    }  # fmt: skip
+    md = tm.markdown_table(report, ("w32_frame", "w48_frame"))
+    assert "| w32_frame | 8 | 11.5 | not on CPU (note) | 2300 | 58 | not on CPU (note) |" in md
+    assert tm.CPU_REMAT_NOTE in md and "| w48_frame | not measured in this run |" in md
+
+
+def test_compile_only_flag_is_added_once(monkeypatch):
+    import os
+
+    from jax._src import xla_bridge
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    started = xla_bridge.backends_are_initialized()
+    assert tm.compile_only_flags() == (not started)  # takes effect only before the backend
+    assert os.environ["XLA_FLAGS"].split() == [
+        "--xla_cpu_enable_fast_math=false",
+        tm.COMPILE_ONLY_XLA_FLAG,
+    ]
+    tm.compile_only_flags()
+    assert os.environ["XLA_FLAGS"].count("xla_backend_optimization_level") == 1
