@@ -91,6 +91,8 @@ def get_config() -> ml_collections.ConfigDict:
     d.synthetic.seed = 0
     d.synthetic.depth_range = (2.0, 10.0)  # pelvis depth in metres
     d.synthetic.empty_fraction = 0.1  # share of person-free sequences (background negatives)
+    # Processes that render a build (data/synthetic/parallel.py); the records do not depend on it.
+    d.synthetic.build_processes = 1
     # Real-dataset builders (agora, pw3d, cmu_panoptic; docs/datasets.md): folder holding
     # SMPL_NEUTRAL / SMPL_MALE / SMPL_FEMALE .npz|.pkl; "" = <manual_dir>/body_models.
     d.real = ml_collections.ConfigDict()
@@ -108,6 +110,9 @@ def get_config() -> ml_collections.ConfigDict:
     d.num_workers = 0  # Grain worker processes (0 = in-process)
     d.read_threads = 4  # Grain threads reading/augmenting examples in each process
     d.prefetch_batches = 2  # examples buffered ahead, in batches
+    # Keep each training record decoded in memory after its first read (siam_jax.data.
+    # decoded_cache): for small sets read many times (the quickstart), never the poster mixture.
+    d.cache_decoded = False
 
     # ---------------------------------------------------------------- training
     config.total_steps = 100_000
