@@ -163,3 +163,24 @@ def test_demo_on_folder_and_errors(tiny_checkpoint, tmp_path):
         run_demo(config, str(tmp_path), str(images), str(tmp_path / "o3"))
     with pytest.raises(ValueError, match="unknown export"):
         DemoOptions(export=("fbx",))
+
+
+def test_demo_writes_frames_where_nobody_is_found(tiny_checkpoint, tmp_path):
+    """A threshold no centre score reaches: every frame has 0 people, and each still gets its
+    overlay and a valid prediction file with 0 rows (the writer once failed to reshape the
+    empty arrays). Every option that writes per-person output is on."""
+    config, workdir = tiny_checkpoint
+    config = config.copy_and_resolve_references()
+    config.model.center.threshold = 2.0  # scores are sigmoids in (0, 1)
+    images = tmp_path / "noise"
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        media.write_image(images / f"n{i}.png", rng.integers(0, 256, (40, 50, 3), np.uint8))
+    opts = DemoOptions(save_obj=True, smooth=True, export=("bvh",), side_view=True)
+    summary = run_demo(config, str(workdir), str(images), str(tmp_path / "o"), options=opts)
+    assert summary["frames"] == 2 and summary["frames_without_people"] == ["n0", "n1"]
+    for name in ("n0", "n1"):
+        assert (tmp_path / "o" / f"{name}_overlay.png").exists()
+        arrays = prediction_file.read(tmp_path / "o" / "params" / f"{name}.npz")
+        assert arrays["score"].shape == (0,) and arrays["betas"].shape[0] == 0
+        assert arrays["joints_3d"].shape == (0, 24, 3) and arrays["joints_2d"].shape == (0, 24, 2)

@@ -24,15 +24,19 @@ def prediction_arrays(
 ) -> dict[str, np.ndarray]:
     """The schema-v1 arrays of one frame (``track_ids`` -1 where no tracker runs)."""
     n = len(pred.scores)
+    # Trailing sizes from the arrays themselves: numpy cannot infer a -1 axis of an empty
+    # array, and a frame where nobody passed the threshold has n = 0.
+    num_betas = np.shape(pred.betas)[-1]
+    num_joints = np.shape(pred.joints_3d)[-2]
     return {
         "global_orient": np.asarray(pred.global_orient, np.float32).reshape(n, 3),
         "body_pose": np.asarray(pred.body_pose, np.float32).reshape(n, 69),
-        "betas": np.asarray(pred.betas, np.float32).reshape(n, -1),
+        "betas": np.asarray(pred.betas, np.float32).reshape(n, num_betas),
         "transl": np.asarray(pred.transl, np.float32).reshape(n, 3),
         "track_id": np.asarray(track_ids, np.int64).reshape(n),
         "score": np.asarray(pred.scores, np.float32).reshape(n),
-        "joints_3d": np.asarray(pred.joints_3d, np.float32).reshape(n, -1, 3),
-        "joints_2d": np.asarray(pred.joints_2d, np.float32).reshape(n, -1, 2),
+        "joints_3d": np.asarray(pred.joints_3d, np.float32).reshape(n, num_joints, 3),
+        "joints_2d": np.asarray(pred.joints_2d, np.float32).reshape(n, num_joints, 2),
         "joint_set": np.asarray(JOINT_SET),
         "intrinsics": np.asarray(pred.intrinsics, np.float64),
         "image_size": np.asarray(pred.image_size, np.int64),
