@@ -181,3 +181,26 @@ def test_person_free_frames_are_written_empty_with_consistent_flags(tmp_path):
     assert (src[kept]["image"] == generate_example(seq_of[kept], 1, full)["image"]).all()
     with np.testing.assert_raises(ValueError):
         scene.is_empty(SceneConfig(empty_fraction=1.0), 0, 0)
+
+
+def test_a_share_of_backgrounds_is_pixel_noise():
+    """Version 1.5.0: about a quarter of the sequences (one background kind of four) are
+    independent uniform pixels, so the centre head also sees pure noise with nobody in it. Told
+    apart by closed forms: independent neighbours (correlation ~0), and the std of a U(0, 1)
+    scaled by the contrast c in [0.3, 1] (c / sqrt(12)); the other kinds are smooth."""
+    from siam_jax.data.synthetic import scene
+
+    cfg = SceneConfig(image_size=48, max_people=2, clip_len=1)
+    noisy = 0
+    for seq in range(80):
+        bg = scene.frame_params(cfg, 0, seq)["background"].astype(np.float64)
+        r = np.corrcoef(bg[:, :-1].ravel(), bg[:, 1:].ravel())[0, 1]
+        stds = bg.reshape(-1, 3).std(axis=0)
+        if abs(r) < 0.1 and (stds >= 0.3 / np.sqrt(12) - 0.01).all():
+            noisy += 1
+            assert (stds <= 1 / np.sqrt(12) + 0.01).all(), (seq, stds)
+        else:
+            # The other kinds are smooth (neighbours alike) or, where their two colours nearly
+            # match, only the 3% sensor noise: never strong independent pixels.
+            assert r > 0.2 or stds.max() < 0.05, (seq, r, stds)
+    assert 8 <= noisy <= 34, noisy  # Binomial(80, 1/4): mean 20, sd 3.9

@@ -13,8 +13,10 @@ reserve most of its memory.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
+import multiprocessing.pool
 import os
 from collections.abc import Iterator
 
@@ -34,13 +36,27 @@ def _example(index: int, split_seed: int, cfg: SceneConfig) -> dict:
     return ex
 
 
-def examples(num: int, split_seed: int, cfg: SceneConfig, processes: int = 1) -> Iterator[dict]:
-    """Examples ``0 .. num-1`` of a split, in order; ``processes > 1`` renders them in a pool."""
-    make = functools.partial(_example, split_seed=split_seed, cfg=cfg)
-    if processes <= 1 or num < 2:
-        yield from map(make, range(num))
+@contextlib.contextmanager
+def worker_pool(processes: int) -> Iterator[multiprocessing.pool.Pool | None]:
+    """A spawn pool of ``processes`` renderers for a whole build (None for ``processes <= 1``).
+
+    One pool serves every split: a fresh worker spends its first ~10 s importing JAX and
+    compiling the renderer, which a second pool for the validation split would pay again.
+    """
+    if processes <= 1:
+        yield None
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(processes, num), initializer=_init_worker) as pool:
-        # Small chunks: the first frames of each worker are slow (renderer compilations).
-        yield from pool.imap(make, range(num), chunksize=4)
+    with ctx.Pool(processes, initializer=_init_worker) as pool:
+        yield pool
+
+
+def examples(num: int, split_seed: int, cfg: SceneConfig,
+             pool: multiprocessing.pool.Pool | None = None) -> Iterator[dict]:  # fmt: skip
+    """Examples ``0 .. num-1`` of a split, in order; rendered by ``pool`` when one is given."""
+    make = functools.partial(_example, split_seed=split_seed, cfg=cfg)
+    if pool is None or num < 2:
+        yield from map(make, range(num))
+        return
+    # Small chunks: the first frames of each worker are slow (renderer compilations).
+    yield from pool.imap(make, range(num), chunksize=4)

@@ -36,7 +36,7 @@ class SiamSyntheticConfig(tfds.core.BuilderConfig):
 class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
     """Procedural multi-person SMPL scenes rendered with siam_jax.render."""
 
-    VERSION = tfds.core.Version("1.4.0")
+    VERSION = tfds.core.Version("1.5.0")
     code_path = None  # no checksums file (TFDS code-path lookup needs importlib_resources)
     RELEASE_NOTES = {  # noqa: RUF012
         "1.0.0": "Initial release.",
@@ -47,6 +47,8 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
         "keypoint superset fields (empty).",
         "1.4.0": "Person-free frames: a share empty_fraction of the sequences (default config "
         "0.1) shows only the background, with no persons and all_persons_annotated true.",
+        "1.5.0": "Pixel-noise backgrounds (a fourth background kind): a frame of pure noise "
+        "holds nobody.",
     }
     BUILDER_CONFIGS = [  # noqa: RUF012
         SiamSyntheticConfig(name="default", description="2000/200/200 at 160 px, 10% person-free",
@@ -59,7 +61,17 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
         """``num_processes``: worker processes that render the examples (``synthetic.parallel``;
         the records do not depend on it)."""
         self.num_processes = int(num_processes)
+        self._pool = None
         super().__init__(**kwargs)
+
+    def download_and_prepare(self, *args, **kwargs):
+        # One worker pool for all splits (parallel.worker_pool); TFDS writes them in turn.
+        with parallel.worker_pool(self.num_processes) as pool:
+            self._pool = pool
+            try:
+                return super().download_and_prepare(*args, **kwargs)
+            finally:
+                self._pool = None
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(features=schema.features("png"))
@@ -80,4 +92,4 @@ class SiamSynthetic(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, num: int):
         scene, seed = self._scene(), SPLIT_SEEDS[split]
-        yield from enumerate(parallel.examples(num, seed, scene, self.num_processes))
+        yield from enumerate(parallel.examples(num, seed, scene, self._pool))
