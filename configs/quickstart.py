@@ -4,13 +4,14 @@
     # = python train.py --config configs/quickstart.py --workdir workdirs/quickstart
 
 Builds ``siam_synthetic/quickstart`` (1600 train / 200 validation independent frames at 128 px,
-15% of them person-free, no test split) into ``data/tensorflow_datasets`` if absent, trains a
-width-8 HRNet SIAM at 128x128 input, evaluates on the validation split and prints the validation
-MPJPE next to the mean-pose baseline (the regressor's starting parameters at the GT translation),
-then the detection precision / recall / F1 and false detections per person-free frame at the
-centre threshold of best validation F1, which is stored with the checkpoint (the demo and
-eval.py apply it); all go to ``workdirs/quickstart/quickstart.json``. Budget: at most 12 minutes
-in all on a 2-core CPU; see docs/training.md for the measured time and numbers and
+15% of them person-free, a quarter of the backgrounds pixel noise, no test split) into
+``data/tensorflow_datasets`` if absent, trains a width-8 HRNet SIAM at 128x128 input, evaluates
+on the validation split and prints the validation MPJPE next to the mean-pose baseline (the
+regressor's starting parameters at the GT translation), then the detection precision / recall /
+F1 and false detections per person-free frame (and per frame of pure pixel noise) at the centre
+threshold of best validation F1, which is stored with the checkpoint (the demo and eval.py
+apply it); all go to ``workdirs/quickstart/quickstart.json``. Budget: at most 12 minutes in all
+on a 2-core CPU; see docs/training.md for the measured time and numbers and
 docs/choices.md ("Quickstart model and budget") for why these values.
 """
 
@@ -60,8 +61,12 @@ def get_config():
     # Independent frames: the quickstart trains a frame model, and clips of 8 nearly identical
     # frames would leave only 200 distinct scenes to learn from (and 13 to validate on).
     d.synthetic.clip_len = 1
-    # At 128 px a person 10 m away is about 14 px tall; within 6 m people stay >= 30 px.
-    d.synthetic.depth_range = (2.5, 6.0)
+    # People 2-4 m away: about 50-110 px tall in the 128 px frame, the scale at which a 512 px
+    # poster input sees most people. Farther ones (2.5-6 m before, ~35 px) left the 16x16
+    # feature map too few cells per person to read a body pose from: this range took the
+    # quickstart from 241 to 232 mm at 1500 steps and 223 to 213 mm at 3000 (docs/choices.md
+    # "Quickstart model and budget").
+    d.synthetic.depth_range = (2.0, 4.0)
     # Two rendering processes: the rasteriser keeps about one core busy (build ~40 s faster).
     d.synthetic.build_processes = 2
     d.num_eval_examples = 200
@@ -71,11 +76,13 @@ def get_config():
     d.cache_decoded = True
 
     config.batch_size = 16
-    config.total_steps = 3000
+    # 2900 steps: the 12-minute budget with ~30 s to spare on a quiet 2-core machine (the
+    # 3000-step run of 2026-12-07 took 11 min 49 s; docs/training.md).
+    config.total_steps = 2900
     config.log_every_steps = 50
     config.checkpoint_every_steps = 1000
     # One validation, at the end (a mid-run one cost a pass and a report nobody reads).
-    config.eval_every_steps = 3000
+    config.eval_every_steps = config.total_steps
     config.keep_checkpoints = 2
     config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 50

@@ -101,9 +101,38 @@ def test_detection_report_stores_its_best_threshold(tiny_run):
     )
     assert 1 <= len(frames[1].scores) <= k  # every peak is a candidate
     best = quickstart.detection_report(config, str(workdir), body, [batch], 7)
+    noise_rate = best.pop("false_detections_per_noise_frame")
     assert best == detection.sweep_thresholds(frames)[0]
+    assert 0.0 <= noise_rate <= k
     with checkpoints.Checkpointer(str(workdir / "checkpoints"), create=False) as ckpt:
         assert ckpt.read_meta(7)[checkpoints.META_CENTER_THRESHOLD] == best["threshold"]
     assert jax.device_get(
         checkpoints.restore_model(config, str(workdir), 7, body_model=body)[0].threshold
     ) == pytest.approx(best["threshold"])
+
+
+def test_noise_false_detections_counts_the_peaks_above_the_threshold(tiny_run):
+    """The pure-noise probe of the quickstart report: its rate is the mean number of top-k
+    centre peaks scoring above the threshold, counted here on the host from every peak."""
+    from siam_jax.evaluation.forward import make_forward
+    from siam_jax.models.camera import default_intrinsics
+    from siam_jax.training import quickstart
+
+    config, workdir, body = tiny_run
+    images = quickstart.noise_images(64, num_frames=6)
+    assert images.shape == (6, 1, 64, 64, 3) and 0.0 <= images.min() and images.max() <= 1.0
+    flat = images.reshape(-1, 3)
+    assert abs(flat.mean() - 0.5) < 0.01 and abs(flat.std() - 1 / np.sqrt(12)) < 0.01  # U(0, 1)
+    # no spatial correlation: neighbouring pixels are independent
+    assert abs(np.corrcoef(images[..., :-1, :].ravel(), images[..., 1:, :].ravel())[0, 1]) < 0.02
+
+    model, _ = checkpoints.restore_model(config, str(workdir), 7, body_model=body)
+    model.threshold = float("-inf")
+    intr = np.broadcast_to(np.asarray(default_intrinsics(64, model.fov_degrees)), (6, 1, 3, 3))
+    out = jax.device_get(make_forward(model)(images, intr))
+    scores = np.asarray(out["scores"])[np.asarray(out["valid"], bool)]
+    assert scores.size > 0
+    for threshold in (float("-inf"), float(np.median(scores)), float("inf")):
+        expected = float((scores > threshold).sum() / 6)
+        got = quickstart.noise_false_detections(model, threshold, images)
+        assert got == pytest.approx(expected), threshold

@@ -10,7 +10,8 @@
    of best F1 (AGORA's 2D matcher, ``siam_jax.evaluation.detection``) is stored with the final
    checkpoint (``META_CENTER_THRESHOLD``, ``store_threshold``), which the demo and evaluation
    then apply; ``quickstart.json`` gains ``val_precision``, ``val_recall``, ``val_f1``,
-   ``false_detections_per_empty_frame`` and ``threshold``.
+   ``false_detections_per_empty_frame``, ``threshold`` and ``false_detections_per_noise_frame``
+   (the same model at that threshold on 32 frames of uniform pixel noise, ``noise_images``).
 
 The baseline is the regressor's starting point: the mean SMPL parameters (pose, betas) of
 ``config.model.regressor.mean_params_path`` (built-in rest posture when empty), placed at each GT
@@ -37,6 +38,9 @@ from siam_jax.evaluation import detection
 from siam_jax.training import losses as losses_lib
 
 REQUIRED_IMPROVEMENT = 0.25  # the quickstart must beat the baseline by at least 25%
+# Pure-noise frames the trained model is also run on (issue 19: < 0.1 false detections each).
+NOISE_FRAMES = 32
+NOISE_SEED = 19
 
 
 def _synthetic_names(config) -> list[str]:
@@ -244,13 +248,39 @@ def store_threshold(workdir: str, step: int, threshold: float) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def noise_images(size: int, *, num_frames: int = NOISE_FRAMES, seed: int = NOISE_SEED):
+    """``[num_frames 1 size size 3]`` frames of independent uniform RGB pixels in [0, 1] (at the
+    input size itself: no resampling smooths them), a fixed seed apart from the dataset's."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (num_frames, 1, size, size, 3)).astype(np.float32) / 255.0
+
+
+def noise_false_detections(model, threshold: float, images: np.ndarray) -> float:
+    """Mean detections per frame of ``images`` (pure noise: every detection is a false one) at
+    ``threshold``, with the model's default camera. ``model``: restored, in eval mode (its
+    threshold is set here)."""
+    from siam_jax.evaluation.forward import make_forward
+    from siam_jax.models.camera import default_intrinsics
+
+    n, t, size = images.shape[:3]
+    intrinsics = jnp.broadcast_to(default_intrinsics(size, model.fov_degrees), (n, t, 3, 3))
+    model.threshold = float(threshold)
+    out = jax.device_get(make_forward(model)(jnp.asarray(images), intrinsics))
+    return float(np.asarray(out["valid"], bool).sum() / (n * t))
+
+
 def detection_report(config, workdir: str, body_model, batches, step: int) -> dict:
     """Restores the trained model, sweeps the centre threshold on the validation frames (best
-    F1), stores the chosen one with checkpoint ``step`` (process 0) and returns its metrics."""
+    F1), stores the chosen one with checkpoint ``step`` (process 0) and returns its metrics,
+    with the false detections per pure-noise frame at that threshold."""
     from siam_jax import checkpoints
 
     model, restored = checkpoints.restore_model(config, workdir, step, body_model=body_model)
     best, _ = detection.sweep_thresholds(detection_frames(model, batches))
+    noise = noise_images(int(config.model.input_size))
+    best["false_detections_per_noise_frame"] = noise_false_detections(
+        model, best["threshold"], noise
+    )
     if jax.process_index() == 0:
         store_threshold(workdir, restored, best["threshold"])
     return best
@@ -289,6 +319,8 @@ def report(config, workdir: str, body_model, make_eval_iterator, result: dict) -
         "val_recall": det["recall"],
         "val_f1": det["f1"],
         "false_detections_per_empty_frame": det["false_detections_per_empty_frame"],
+        # the same on frames of pure pixel noise (noise_false_detections)
+        "false_detections_per_noise_frame": det["false_detections_per_noise_frame"],
         "threshold": det["threshold"],
     }
     if jax.process_index() == 0:
@@ -302,7 +334,8 @@ def report(config, workdir: str, body_model, make_eval_iterator, result: dict) -
             f"detection at centre threshold {det['threshold']:.2f} (best validation F1, stored "
             f"with the checkpoint): precision {det['precision']:.3f}, recall {det['recall']:.3f}, "
             f"F1 {det['f1']:.3f}, {det['false_detections_per_empty_frame']:.2f} false detections "
-            f"per person-free frame; written to {path}",
+            f"per person-free frame, {det['false_detections_per_noise_frame']:.2f} per frame "
+            f"of pure noise; written to {path}",
             flush=True,
         )
     return summary
