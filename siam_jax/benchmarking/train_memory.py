@@ -343,6 +343,7 @@ def _cells(r: dict) -> list[str]:
     """Table cells of one row; what a stopped run did not reach reads "not measured"."""
     no, yes = r.get("no_remat", {}), r.get("remat", {})
     clip = int(r.get("clip_len", 1))
+    frames = f" x {clip} frames" if clip > 1 else ""  # video rows: clips of clip_len frames
 
     def peak(entry):
         if "not_measured" in entry:
@@ -356,13 +357,11 @@ def _cells(r: dict) -> list[str]:
         fit = entry.get("largest_batch")
         if fit is None:
             return "not measured"
-        frames = f" x {clip} frames" if clip > 1 else ""
         return f"{fit['largest']}{frames}" + ("" if fit.get("verified") else " (unverified)")
 
     flops = r.get("flops_per_step")
-    unit = f" x {clip} frames" if clip > 1 else ""  # video rows: clips of clip_len frames
     return [
-        f"{r['per_device_batch']}{unit}",
+        f"{r['per_device_batch']}{frames}",
         peak(no),
         peak(yes),
         "not measured" if flops is None else f"{flops / 1e9:.0f}",
