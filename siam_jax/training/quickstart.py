@@ -260,10 +260,9 @@ def noise_false_detections(model, threshold: float, images: np.ndarray) -> float
     ``threshold``, with the model's default camera. ``model``: restored, in eval mode (its
     threshold is set here)."""
     from siam_jax.evaluation.forward import make_forward
-    from siam_jax.models.camera import default_intrinsics
 
     n, t, size = images.shape[:3]
-    intrinsics = jnp.broadcast_to(default_intrinsics(size, model.fov_degrees), (n, t, 3, 3))
+    intrinsics = model.intrinsics_or_default(None, n, t, size)
     model.threshold = float(threshold)
     out = jax.device_get(make_forward(model)(jnp.asarray(images), intrinsics))
     return float(np.asarray(out["valid"], bool).sum() / (n * t))
